@@ -1,0 +1,1 @@
+//! Placeholder: the stand-in server is being written.
