@@ -1,0 +1,150 @@
+//! `kopano-standin`: runs the stand-in Kopano or Gromox server until SIGTERM or SIGINT,
+//! for demos and end-to-end scripts.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use kopano_standin::{Config, Fault, Server};
+
+const USAGE: &str = "\
+usage: kopano-standin [--mapihttp] [--listen ADDR:PORT] [--unix PATH]
+                      [--user NAME:PASSWORD]... [--tls-cert PEM --tls-key PEM]
+                      [--fault NAME[:ARG]] [--pid-file FILE]
+
+  --mapihttp           speak Gromox MAPI over HTTP instead of Kopano SOAP
+  --listen ADDR:PORT   TCP listen address (default 127.0.0.1:0, a free port)
+  --unix PATH          also listen on this Unix socket
+  --user NAME:PASSWORD add a user; the password starts after the first colon
+  --tls-cert PEM       certificate chain (PEM file) for TLS on the TCP listener
+  --tls-key PEM        private key (PEM file) for TLS on the TCP listener
+  --fault NAME[:ARG]   start in a fault mode, e.g. stall, huge-body:8, delay-ms:1500
+  --pid-file FILE      write the process id to FILE, removed again on exit
+
+Prints one line `listening on URL` per listener once ready.";
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_stop(_signal: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+struct Options {
+    config: Config,
+    fault: Fault,
+    pid_file: Option<PathBuf>,
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut config = Config::soap();
+    let mut listen: Option<SocketAddr> = None;
+    let mut tls_cert: Option<PathBuf> = None;
+    let mut tls_key: Option<PathBuf> = None;
+    let mut fault = Fault::None;
+    let mut pid_file = None;
+    let mut users = Vec::new();
+
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("option {name} needs a value"));
+        match arg.as_str() {
+            "--mapihttp" => config = Config { users: Vec::new(), ..Config::mapihttp() },
+            "--listen" => {
+                let text = value("--listen")?;
+                listen = Some(text.parse().map_err(|_| {
+                    format!("invalid --listen address {text:?}: expected IP:PORT such as 127.0.0.1:2236 or [::1]:2236")
+                })?);
+            }
+            "--unix" => config.unix = Some(PathBuf::from(value("--unix")?)),
+            "--user" => {
+                let text = value("--user")?;
+                let (name, password) = text
+                    .split_once(':')
+                    .ok_or_else(|| format!("invalid --user {name:?}: expected NAME:PASSWORD", name = text.split(':').next().unwrap_or("")))?;
+                users.push((name.to_string(), password.to_string()));
+            }
+            "--tls-cert" => tls_cert = Some(PathBuf::from(value("--tls-cert")?)),
+            "--tls-key" => tls_key = Some(PathBuf::from(value("--tls-key")?)),
+            "--fault" => fault = value("--fault")?.parse()?,
+            "--pid-file" => pid_file = Some(PathBuf::from(value("--pid-file")?)),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+
+    for (name, password) in users {
+        config = config.user(&name, &password);
+    }
+    if let Some(addr) = listen {
+        config.tcp = Some(addr);
+    } else if config.unix.is_some() {
+        config.tcp = None;
+    }
+    match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => {
+            let read = |path: &PathBuf| {
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+            };
+            config = config.tls(&read(&cert)?, &read(&key)?);
+        }
+        (None, None) => {}
+        _ => return Err("--tls-cert and --tls-key must be given together".to_string()),
+    }
+    Ok(Options { config, fault, pid_file })
+}
+
+fn main() -> ExitCode {
+    let options = match parse_options() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("kopano-standin: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    // SAFETY: request_stop only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGTERM, request_stop as extern "C" fn(libc::c_int) as libc::sighandler_t);
+        libc::signal(libc::SIGINT, request_stop as extern "C" fn(libc::c_int) as libc::sighandler_t);
+    }
+
+    let server = match Server::start(options.config) {
+        Ok(server) => server,
+        Err(error) => {
+            eprintln!("kopano-standin: starting the server failed: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if options.fault != Fault::None {
+        server.set_fault(options.fault);
+    }
+    if let Some(path) = &options.pid_file {
+        if let Err(error) = std::fs::write(path, format!("{}\n", std::process::id())) {
+            eprintln!("kopano-standin: writing pid file {} failed: {error}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+
+    let mut stdout = std::io::stdout();
+    if server.tcp_addr().is_some() {
+        let _ = writeln!(stdout, "listening on {}", server.url());
+    }
+    if let Some(url) = server.unix_url() {
+        let _ = writeln!(stdout, "listening on {url}");
+    }
+    let _ = stdout.flush();
+
+    while !STOP.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(server);
+    if let Some(path) = &options.pid_file {
+        let _ = std::fs::remove_file(path);
+    }
+    ExitCode::SUCCESS
+}
