@@ -1,0 +1,341 @@
+//! Module settings: their names, defaults, and the parser for pam.d arguments.
+//!
+//! `OPTIONS` is the one list of setting names; the man page and README tests
+//! compare against it.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::server::ServerUrl;
+
+/// Every setting name, as an argument in pam.d and a key in the configuration file.
+pub const OPTION_NAMES: &[&str] = &[
+    "socket",
+    "protocol",
+    "config",
+    "timeout",
+    "connect_timeout",
+    "cafile",
+    "service",
+    "strip_realm",
+    "lowercase",
+    "default_domain",
+    "ignore_authinfo_unavail",
+    "state_file",
+    "state_ttl",
+    "try_first_pass",
+    "use_first_pass",
+    "quiet",
+    "debug",
+];
+
+/// The server URL used when no `socket=` is given.
+pub const DEFAULT_SOCKET: &str = "http://localhost:236/kopano";
+/// The total deadline for one authentication. saslauthd and the MTA behind it wait
+/// for as long as the module takes, so the module bounds itself.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The bound for one connection attempt.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The longest `timeout=` accepted.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Which protocol the servers speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Kopano/Zarafa "MAPI in SOAP" (`ns:logon` in `urn:zarafa`).
+    Soap,
+    /// MAPI over HTTP (grommunio Gromox, Exchange Server 2013 and later).
+    MapiHttp,
+}
+
+/// The parsed settings of one `pam_sm_*` call.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub servers: Vec<ServerUrl>,
+    pub protocol: Protocol,
+    pub config: Option<PathBuf>,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub cafile: Option<PathBuf>,
+    pub service: Vec<String>,
+    pub strip_realm: bool,
+    pub lowercase: bool,
+    pub default_domain: Option<String>,
+    pub ignore_authinfo_unavail: bool,
+    pub state_file: PathBuf,
+    pub state_ttl: Duration,
+    pub try_first_pass: bool,
+    pub use_first_pass: bool,
+    pub quiet: bool,
+    pub debug: bool,
+}
+
+/// An invalid argument or configuration value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsError(pub String);
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Feature names that kopano-server knows (`kopano_features[]` in KC 11).
+pub const KNOWN_FEATURES: &[&str] = &["imap", "pop3", "mobile", "outlook", "webapp"];
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            servers: Vec::new(),
+            protocol: Protocol::Soap,
+            config: None,
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            cafile: None,
+            service: Vec::new(),
+            strip_realm: false,
+            lowercase: false,
+            default_domain: None,
+            ignore_authinfo_unavail: false,
+            state_file: PathBuf::from("/run/pam_mapi/servers.state"),
+            state_ttl: Duration::from_secs(30),
+            try_first_pass: false,
+            use_first_pass: false,
+            quiet: false,
+            debug: false,
+        }
+    }
+}
+
+impl Settings {
+    /// Parses the module arguments of a pam.d line.
+    ///
+    /// # Errors
+    ///
+    /// Returns a message naming the argument and the fix for an unknown or
+    /// malformed argument.
+    pub fn from_args(args: &[String]) -> Result<Settings, SettingsError> {
+        let mut settings = Settings::default();
+        for arg in args {
+            let (name, value) = match arg.split_once('=') {
+                Some((name, value)) => (name, Some(value)),
+                None => (arg.as_str(), None),
+            };
+            settings.apply(name, value, &format!("module argument {arg:?}"))?;
+        }
+        settings.finish()
+    }
+
+    /// Applies one setting. `origin` names where it came from for error messages.
+    pub fn apply(&mut self, name: &str, value: Option<&str>, origin: &str) -> Result<(), SettingsError> {
+        match name {
+            "socket" => {
+                let url = required(value, origin, "a server URL such as http://localhost:236/kopano")?;
+                let server = ServerUrl::parse(url).map_err(|e| SettingsError(format!("{origin}: {e}")))?;
+                self.servers.push(server);
+            }
+            "protocol" => {
+                self.protocol = match required(value, origin, "soap or mapihttp")? {
+                    "soap" => Protocol::Soap,
+                    "mapihttp" => Protocol::MapiHttp,
+                    other => {
+                        return Err(SettingsError(format!(
+                            "{origin}: unknown protocol {other:?}; use protocol=soap (Kopano, Zarafa) or protocol=mapihttp (grommunio, Exchange)"
+                        )))
+                    }
+                }
+            }
+            "config" => self.config = Some(PathBuf::from(required(value, origin, "a file path")?)),
+            "timeout" => self.timeout = seconds(value, origin)?,
+            "connect_timeout" => self.connect_timeout = seconds(value, origin)?,
+            "cafile" => self.cafile = Some(PathBuf::from(required(value, origin, "a PEM file path")?)),
+            "service" => self.service = features(required(value, origin, "features such as imap|pop3")?, origin)?,
+            "strip_realm" => self.strip_realm = flag(value, origin)?,
+            "lowercase" => self.lowercase = flag(value, origin)?,
+            "default_domain" => {
+                let domain = required(value, origin, "a mail domain such as example.com")?;
+                if domain.contains(['@', ':']) || domain.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(SettingsError(format!(
+                        "{origin}: invalid domain {domain:?}; give the bare domain, such as default_domain=example.com"
+                    )));
+                }
+                self.default_domain = Some(domain.to_string());
+            }
+            "ignore_authinfo_unavail" => self.ignore_authinfo_unavail = flag(value, origin)?,
+            "state_file" => self.state_file = PathBuf::from(required(value, origin, "a file path")?),
+            "state_ttl" => self.state_ttl = seconds(value, origin)?,
+            "try_first_pass" => self.try_first_pass = flag(value, origin)?,
+            "use_first_pass" => self.use_first_pass = flag(value, origin)?,
+            "quiet" => self.quiet = flag(value, origin)?,
+            "debug" => self.debug = flag(value, origin)?,
+            _ => {
+                return Err(SettingsError(format!(
+                    "{origin}: unknown setting {name:?}; valid settings are {}",
+                    OPTION_NAMES.join(", ")
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills in defaults and checks combinations.
+    fn finish(mut self) -> Result<Settings, SettingsError> {
+        if self.servers.is_empty() {
+            self.servers.push(ServerUrl::parse(DEFAULT_SOCKET).expect("the default URL parses"));
+        }
+        if self.connect_timeout > self.timeout {
+            self.connect_timeout = self.timeout;
+        }
+        if self.protocol == Protocol::MapiHttp && !self.service.is_empty() {
+            return Err(SettingsError(
+                "service= cannot be checked over protocol=mapihttp, which has no feature lists; remove service= or use protocol=soap".into(),
+            ));
+        }
+        Ok(self)
+    }
+}
+
+fn required<'a>(value: Option<&'a str>, origin: &str, what: &str) -> Result<&'a str, SettingsError> {
+    match value {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(SettingsError(format!("{origin}: missing value; expected {what}"))),
+    }
+}
+
+/// A flag is on when given bare (`debug`) or as `yes`/`true`/`1`; off with `no`/`false`/`0`.
+fn flag(value: Option<&str>, origin: &str) -> Result<bool, SettingsError> {
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("yes") | Some("true") | Some("1") | Some("on") => Ok(true),
+        Some("no") | Some("false") | Some("0") | Some("off") => Ok(false),
+        Some(other) => Err(SettingsError(format!("{origin}: invalid flag value {other:?}; use yes or no"))),
+    }
+}
+
+/// Parses a positive number of seconds (fractions allowed) up to `MAX_TIMEOUT`.
+fn seconds(value: Option<&str>, origin: &str) -> Result<Duration, SettingsError> {
+    let text = required(value, origin, "a number of seconds")?;
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= MAX_TIMEOUT.as_secs_f64() => Ok(Duration::from_secs_f64(s)),
+        _ => Err(SettingsError(format!(
+            "{origin}: invalid number of seconds {text:?}; give a number greater than 0 and at most {}",
+            MAX_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// Parses `imap|pop3|...` into lower-case feature names.
+fn features(text: &str, origin: &str) -> Result<Vec<String>, SettingsError> {
+    let mut list = Vec::new();
+    for part in text.split(['|', ',', ' ']).filter(|p| !p.is_empty()) {
+        let name = part.to_ascii_lowercase();
+        if !KNOWN_FEATURES.contains(&name.as_str()) {
+            return Err(SettingsError(format!(
+                "{origin}: unknown feature {part:?}; valid features are {}",
+                KNOWN_FEATURES.join("|")
+            )));
+        }
+        list.push(name);
+    }
+    if list.is_empty() {
+        return Err(SettingsError(format!("{origin}: no feature given; use e.g. service=imap|pop3")));
+    }
+    Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Settings, SettingsError> {
+        Settings::from_args(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn defaults_without_arguments() {
+        let s = parse(&[]).unwrap();
+        assert_eq!(s.servers.len(), 1);
+        assert_eq!(s.servers[0].to_string(), DEFAULT_SOCKET);
+        assert_eq!(s.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(s.protocol, Protocol::Soap);
+        assert!(!s.debug && !s.quiet && !s.try_first_pass && !s.use_first_pass);
+    }
+
+    #[test]
+    fn flags_are_set() {
+        let s = parse(&["try_first_pass", "use_first_pass", "quiet", "debug"]).unwrap();
+        assert!(s.try_first_pass);
+        assert!(s.use_first_pass);
+        assert!(s.quiet);
+        assert!(s.debug);
+    }
+
+    #[test]
+    fn socket_is_repeatable() {
+        let s = parse(&["socket=http://127.0.0.1:1/", "socket=file:///run/kopano/server.sock"]).unwrap();
+        assert_eq!(s.servers.len(), 2);
+    }
+
+    #[test]
+    fn unknown_argument_is_rejected() {
+        let err = parse(&["sockett=http://x/"]).unwrap_err();
+        assert!(err.0.contains("sockett"), "{err}");
+    }
+
+    #[test]
+    fn malformed_timeout_is_rejected() {
+        assert!(parse(&["timeout=abc"]).is_err());
+        assert!(parse(&["timeout=0"]).is_err());
+        assert!(parse(&["timeout=-1"]).is_err());
+        assert!(parse(&["timeout=100000"]).is_err());
+    }
+
+    #[test]
+    fn fractional_timeout_is_accepted() {
+        assert_eq!(parse(&["timeout=2.5"]).unwrap().timeout, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn empty_socket_is_rejected() {
+        assert!(parse(&["socket="]).is_err());
+        assert!(parse(&["socket"]).is_err());
+    }
+
+    #[test]
+    fn flag_with_bad_value_is_rejected() {
+        assert!(parse(&["debug=maybe"]).is_err());
+    }
+
+    #[test]
+    fn service_list_is_parsed() {
+        let s = parse(&["service=IMAP|pop3"]).unwrap();
+        assert_eq!(s.service, vec!["imap".to_string(), "pop3".to_string()]);
+    }
+
+    #[test]
+    fn service_unknown_feature_is_rejected() {
+        assert!(parse(&["service=smtp"]).is_err());
+    }
+
+    #[test]
+    fn service_with_mapihttp_is_rejected() {
+        assert!(parse(&["protocol=mapihttp", "service=imap"]).is_err());
+    }
+
+    #[test]
+    fn option_names_cover_every_setting() {
+        let mut settings = Settings::default();
+        for name in OPTION_NAMES {
+            let value = match *name {
+                "socket" => Some("http://127.0.0.1:1/"),
+                "protocol" => Some("soap"),
+                "service" => Some("imap"),
+                "default_domain" => Some("example.com"),
+                "timeout" | "connect_timeout" | "state_ttl" => Some("5"),
+                "config" | "cafile" | "state_file" => Some("/nonexistent"),
+                _ => None,
+            };
+            settings.apply(name, value, "test").unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! HTTP POSTs to one server with ureq: plain TCP, TLS (rustls, system trust store
+//! or `cafile=`), or a Unix socket through ureq's transport API.
+//!
+//! Every call is bounded by the caller's deadline. Redirects are never followed,
+//! proxies from the environment are ignored, and replies are capped in size.
+//! Nothing here starts a thread or keeps state between authentications.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ureq::config::Config;
+use ureq::http::Uri;
+use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, DefaultConnector, LazyBuffers, NextTimeout, Transport,
+};
+use ureq::Agent;
+
+use crate::server::ServerUrl;
+
+/// Largest reply body read. A logon reply is under 1 KiB.
+pub const MAX_REPLY_BYTES: u64 = 64 * 1024;
+
+/// A reply, read completely.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// Returns the first header of this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a POST got no reply.
+#[derive(Debug)]
+pub struct TransportError {
+    pub message: String,
+    /// The deadline ran out, as opposed to a refusal or an error.
+    pub timed_out: bool,
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// TLS settings shared by every https server of one authentication.
+#[derive(Clone)]
+pub struct TlsSettings {
+    pub cafile: Option<PathBuf>,
+}
+
+/// A connection (pool) to one server; logon and logoff reuse the same connection
+/// when the server keeps it alive.
+pub struct Client {
+    agent: Agent,
+    url: String,
+}
+
+impl Client {
+    /// Prepares a client for `server`.
+    ///
+    /// # Errors
+    ///
+    /// Returns a message when the trust store or `cafile` cannot be loaded.
+    pub fn new(server: &ServerUrl, tls: &TlsSettings, connect_timeout: Duration) -> Result<Client, String> {
+        let tls_config = match server {
+            ServerUrl::Http { tls: true, .. } => rustls_config(tls)?,
+            _ => TlsConfig::builder().provider(TlsProvider::Rustls).build(),
+        };
+        let config = Config::builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .proxy(None)
+            .user_agent("pam_mapi/".to_string() + env!("CARGO_PKG_VERSION"))
+            .accept_encoding("identity")
+            .tls_config(tls_config)
+            .timeout_connect(Some(connect_timeout))
+            .max_response_header_size(16 * 1024)
+            .max_idle_connections(1)
+            .max_idle_connections_per_host(1)
+            .build();
+        let (agent, url) = match server {
+            ServerUrl::Http { url, .. } => (Agent::with_parts(config, DefaultConnector::new(), SyncResolver), url.clone()),
+            ServerUrl::Unix { path, .. } => (
+                Agent::with_parts(config, UnixConnector { path: path.clone() }, UnixResolver),
+                // The server ignores the request target; Kopano's own client sends the
+                // socket path, and "localhost" stands in for the absent host.
+                format!("http://localhost{}", path.display()),
+            ),
+        };
+        Ok(Client { agent, url })
+    }
+
+    /// POSTs `body` and reads the whole reply, all before `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// Connect, TLS, timeout, protocol and size errors, with the phase that failed.
+    pub fn post(
+        &self,
+        body: &[u8],
+        headers: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<Reply, TransportError> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(TransportError { message: "timed out before the request could be sent".into(), timed_out: true });
+        }
+        let mut request = self.agent.post(&self.url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.config().timeout_global(Some(remaining)).build();
+        let mut response = request.send(body).map_err(describe)?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_REPLY_BYTES)
+            .read_to_vec()
+            .map_err(describe)?;
+        Ok(Reply { status, headers, body })
+    }
+}
+
+/// Builds the rustls settings: the system trust store, or `cafile` instead of it.
+/// No client certificate is ever configured: kopano-server logs the holder of an
+/// accepted certificate on as any user without a password.
+fn rustls_config(tls: &TlsSettings) -> Result<TlsConfig, String> {
+    let roots: Vec<Certificate<'static>> = match &tls.cafile {
+        Some(path) => load_cafile(path)?,
+        None => {
+            let loaded = rustls_native_certs::load_native_certs();
+            if loaded.certs.is_empty() {
+                return Err(format!(
+                    "no CA certificates found in the system trust store ({}); install ca-certificates or set cafile=",
+                    loaded.errors.first().map(|e| e.to_string()).unwrap_or_else(|| "empty".into())
+                ));
+            }
+            loaded.certs.iter().map(|c| Certificate::from_der(c.as_ref()).to_owned()).collect()
+        }
+    };
+    Ok(TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .root_certs(RootCerts::Specific(Arc::new(roots)))
+        .client_cert(None)
+        .unversioned_rustls_crypto_provider(Arc::new(ring_provider()))
+        .build())
+}
+
+fn load_cafile(path: &Path) -> Result<Vec<Certificate<'static>>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read cafile {}: {e}", path.display()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => certs.push(cert.to_owned()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("cannot parse cafile {}: {e}", path.display())),
+        }
+    }
+    if certs.is_empty() {
+        return Err(format!("cafile {} contains no PEM certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+/// Turns a ureq error into a message that names the phase.
+fn describe(error: ureq::Error) -> TransportError {
+    use ureq::Error as E;
+    let (message, timed_out) = match &error {
+        E::Timeout(phase) => (format!("timed out ({})", timeout_phase(*phase)), true),
+        E::HostNotFound => ("host name not found".to_string(), false),
+        E::ConnectionFailed => ("connection failed".to_string(), false),
+        E::Io(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
+            (format!("timed out: {e}"), true)
+        }
+        E::Io(e) => (format!("connection error: {e}"), false),
+        E::BodyExceedsLimit(limit) => (format!("reply body is larger than {limit} bytes"), false),
+        E::Tls(e) => (format!("TLS error: {e}"), false),
+        E::Rustls(e) => (format!("TLS error: {e}"), false),
+        other => (other.to_string(), false),
+    };
+    TransportError { message, timed_out }
+}
+
+fn timeout_phase(phase: ureq::Timeout) -> &'static str {
+    use ureq::Timeout as T;
+    match phase {
+        T::Global => "total deadline",
+        T::PerCall => "call deadline",
+        T::Resolve => "DNS lookup",
+        T::Connect => "connect",
+        T::SendRequest => "sending the request",
+        T::SendBody => "sending the request body",
+        T::Await100 => "waiting for 100-continue",
+        T::RecvResponse => "waiting for the reply headers",
+        T::RecvBody => "reading the reply body",
+        _ => "unknown phase",
+    }
+}
+
+/// Resolves host names in the calling thread. ureq's default resolver starts a
+/// thread per lookup when a timeout is set, and a thread that outlives the call
+/// would run code of a module libpam has already unloaded.
+// NOTE: the lookup itself is bounded by resolv.conf (timeout, attempts), not by
+// timeout=; use an address or /etc/hosts where that matters.
+#[derive(Debug)]
+struct SyncResolver;
+
+impl Resolver for SyncResolver {
+    fn resolve(&self, uri: &Uri, config: &Config, _timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let authority = uri.authority().ok_or(ureq::Error::HostNotFound)?;
+        let default_port = if uri.scheme_str() == Some("https") { 443 } else { 80 };
+        let port = authority.port_u16().unwrap_or(default_port);
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let found: Vec<SocketAddr> = (host, port).to_socket_addrs().map_err(|_| ureq::Error::HostNotFound)?.collect();
+        let mut result = self.empty();
+        for addr in config.ip_family().keep_wanted(found.into_iter()).take(16) {
+            result.push(addr);
+        }
+        if result.is_empty() {
+            return Err(ureq::Error::HostNotFound);
+        }
+        Ok(result)
+    }
+}
+
+/// Skips name resolution for Unix sockets: the connector ignores the address.
+#[derive(Debug)]
+struct UnixResolver;
+
+impl Resolver for UnixResolver {
+    fn resolve(&self, _uri: &Uri, _config: &Config, _timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let mut result = self.empty();
+        result.push(SocketAddr::from(([127, 0, 0, 1], 0)));
+        Ok(result)
+    }
+}
+
+/// Opens a Unix stream socket instead of a TCP connection.
+#[derive(Debug)]
+struct UnixConnector {
+    path: PathBuf,
+}
+
+impl<In: Transport> Connector<In> for UnixConnector {
+    type Out = UnixTransport;
+
+    fn connect(&self, details: &ConnectionDetails, _chained: Option<In>) -> Result<Option<Self::Out>, ureq::Error> {
+        let stream = UnixStream::connect(&self.path).map_err(|e| {
+            ureq::Error::Io(std::io::Error::new(e.kind(), format!("cannot connect to {}: {e}", self.path.display())))
+        })?;
+        let buffers = LazyBuffers::new(details.config.input_buffer_size(), details.config.output_buffer_size());
+        Ok(Some(UnixTransport { stream, buffers }))
+    }
+}
+
+#[derive(Debug)]
+struct UnixTransport {
+    stream: UnixStream,
+    buffers: LazyBuffers,
+}
+
+/// Converts a timeout into the error ureq expects when it runs out.
+fn io_error(e: std::io::Error, timeout: NextTimeout) -> ureq::Error {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => ureq::Error::Timeout(timeout.reason),
+        _ => ureq::Error::Io(e),
+    }
+}
+
+impl Transport for UnixTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let timeout = timeout.for_write();
+        if timeout.after.is_zero() {
+            return Err(ureq::Error::Timeout(timeout.reason));
+        }
+        self.stream.set_write_timeout(timeout.not_zero().map(|d| *d)).map_err(ureq::Error::Io)?;
+        let output = &self.buffers.output()[..amount];
+        self.stream.write_all(output).map_err(|e| io_error(e, timeout))
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        let timeout = timeout.for_read();
+        if timeout.after.is_zero() {
+            return Err(ureq::Error::Timeout(timeout.reason));
+        }
+        self.stream.set_read_timeout(timeout.not_zero().map(|d| *d)).map_err(ureq::Error::Io)?;
+        let input = self.buffers.input_append_buf();
+        let amount = loop {
+            match self.stream.read(input) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_error(e, timeout)),
+            }
+        };
+        self.buffers.input_appended(amount);
+        Ok(amount > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        // A readable byte or EOF on an idle connection means it is unusable.
+        if self.stream.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        let open = matches!(self.stream.read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        open && self.stream.set_nonblocking(false).is_ok()
+    }
+}
+
+/// The ring crypto provider. rustls 0.23.4x deprecates it for lacking
+/// post-quantum key exchange; aws-lc-rs, which has it, needs cmake and a C
+/// toolchain at build time, which the offline package builds avoid.
+#[allow(deprecated)]
+fn ring_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
