@@ -67,6 +67,21 @@ pub struct TlsIdentity {
     pub key_pem: Vec<u8>,
 }
 
+/// PEM certificate of the test CA that issued [`TlsIdentity::localhost`]. Clients under
+/// test trust it as their only root. Its private key was discarded after issuing.
+pub const TEST_CA_PEM: &[u8] = include_bytes!("testdata/ca.pem");
+
+impl TlsIdentity {
+    /// A certificate for `localhost`, `127.0.0.1` and `::1` (server and client
+    /// authentication, valid until 2126) issued by [`TEST_CA_PEM`], with its key.
+    pub fn localhost() -> Self {
+        TlsIdentity {
+            cert_chain_pem: include_bytes!("testdata/localhost-cert.pem").to_vec(),
+            key_pem: include_bytes!("testdata/localhost-key.pem").to_vec(),
+        }
+    }
+}
+
 /// Server configuration. Build it with [`Config::soap`] or [`Config::mapihttp`] and the
 /// builder methods.
 #[derive(Clone, Debug)]
@@ -166,6 +181,12 @@ impl Config {
             cert_chain_pem: cert_chain_pem.to_vec(),
             key_pem: key_pem.to_vec(),
         });
+        self
+    }
+
+    /// Makes the TCP listener speak TLS with [`TlsIdentity::localhost`].
+    pub fn tls_localhost(mut self) -> Self {
+        self.tls = Some(TlsIdentity::localhost());
         self
     }
 
