@@ -1,0 +1,49 @@
+//! The `kopano-standin` command: readiness lines, serving, and a clean exit on SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::*;
+
+#[test]
+fn binary_serves_until_sigterm() {
+    let socket = socket_path("binary");
+    let pid_file = socket.with_extension("pid");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kopano-standin"))
+        .args(["--listen", "127.0.0.1:0", "--unix"])
+        .arg(&socket)
+        .args(["--user", "alice:Secr3t&<pass>:x", "--pid-file"])
+        .arg(&pid_file)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starting kopano-standin failed");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let tcp_line = lines.next().unwrap().unwrap();
+    let unix_line = lines.next().unwrap().unwrap();
+    assert_eq!(unix_line, format!("listening on file://{}", socket.display()));
+
+    let url = tcp_line.strip_prefix("listening on http://").expect(&tcp_line);
+    let addr = url.trim_end_matches("/kopano").parse().unwrap();
+    let reply = post_tcp(addr, &logon("alice", "Secr3t&amp;&lt;pass&gt;:x", 1));
+    assert_eq!(reply.er(), 0);
+    assert!(pid_file.exists());
+
+    // SAFETY: kill has no memory preconditions; the pid is our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!socket.exists());
+    assert!(!pid_file.exists());
+}
+
+#[test]
+fn binary_rejects_unknown_fault() {
+    let output = Command::new(env!("CARGO_BIN_EXE_kopano-standin"))
+        .args(["--fault", "explode"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown fault \"explode\""));
+}
