@@ -55,7 +55,7 @@ pub trait PamOps {
 /// `pam_sm_authenticate`: reads the user and password, checks them locally, asks
 /// the server, logs the result and maps it to a PAM code.
 pub fn authenticate(pam: &mut dyn PamOps, args: &[String]) -> PamCode {
-    let settings = match Settings::from_args(args) {
+    let settings = match Settings::load(args) {
         Ok(settings) => settings,
         Err(e) => {
             pam.log(LogLevel::Err, &format!("invalid configuration, failing closed: {e}"));
@@ -156,7 +156,7 @@ pub fn authenticate(pam: &mut dyn PamOps, args: &[String]) -> PamCode {
 /// pam_mapi, PAM_IGNORE for anyone else, so that a stack can fall through to the
 /// next account module.
 pub fn acct_mgmt(pam: &mut dyn PamOps, args: &[String]) -> PamCode {
-    let settings = match Settings::from_args(args) {
+    let settings = match Settings::load(args) {
         Ok(settings) => settings,
         Err(e) => {
             pam.log(LogLevel::Err, &format!("invalid configuration, failing closed: {e}"));

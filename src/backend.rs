@@ -9,6 +9,7 @@ use crate::input::for_log;
 use crate::options::{Protocol, Settings};
 use crate::server::ServerUrl;
 use crate::soap::{self, LogonRequest};
+use crate::state::{self, DownList};
 use crate::transport::{Client, Reply, TlsSettings};
 
 /// The credentials and the context that goes into the server's logs.
@@ -25,26 +26,57 @@ pub type Log<'a> = &'a dyn Fn(LogLevel, &str);
 
 /// Asks each server in turn until one gives an answer. The next server is tried
 /// only when the current one gave none (connect, TLS, timeout, 5xx, unreadable
-/// reply), never after a logon failure or a refusal of the client.
+/// reply), never after a logon failure or a refusal of the client. Servers that
+/// the state file marks down are tried last.
 pub fn check(settings: &Settings, creds: &Credentials, deadline: Instant, log: Log) -> Outcome {
+    let mut down = match DownList::read(&settings.state_file) {
+        Ok(down) => down,
+        Err(reason) => {
+            if settings.debug {
+                log(LogLevel::Debug, &reason);
+            }
+            DownList::default()
+        }
+    };
+    let mut changed = false;
     let mut failures = Vec::new();
-    for server in &settings.servers {
-        if Instant::now() >= deadline {
+    let mut answer = None;
+    let ordered = state::order(&settings.servers, &down);
+    for (index, server) in ordered.iter().enumerate() {
+        let now = Instant::now();
+        if now >= deadline {
             failures.push(format!("{server}: not tried, the total deadline of {:?} ran out", settings.timeout));
             continue;
         }
-        let outcome = check_one(settings, server, creds, deadline, log);
+        // Each server gets an equal share of the time left, so that one that
+        // accepts and then stalls cannot use up the time of those after it.
+        let servers_left = (ordered.len() - index) as u32;
+        let server_deadline = now + (deadline - now) / servers_left;
+        let outcome = check_one(settings, server, creds, server_deadline, log);
         match outcome {
             Outcome::Unavailable(reason) => {
                 if settings.debug {
                     log(LogLevel::Debug, &format!("server {server} gave no answer: {reason}"));
                 }
                 failures.push(format!("{server}: {reason}"));
+                down.mark_down(server, settings.state_ttl);
+                changed = true;
             }
-            answered => return answered,
+            answered => {
+                changed |= down.clear(server);
+                answer = Some(answered);
+                break;
+            }
         }
     }
-    Outcome::Unavailable(failures.join("; "))
+    if changed {
+        if let Err(reason) = down.write(&settings.state_file) {
+            if settings.debug {
+                log(LogLevel::Debug, &reason);
+            }
+        }
+    }
+    answer.unwrap_or_else(|| Outcome::Unavailable(failures.join("; ")))
 }
 
 fn check_one(settings: &Settings, server: &ServerUrl, creds: &Credentials, deadline: Instant, log: Log) -> Outcome {
@@ -75,15 +107,17 @@ fn client_misc(creds: &Credentials) -> String {
 const SOAP_HEADERS: &[(&str, &str)] = &[("Content-Type", "text/xml; charset=utf-8"), ("SOAPAction", "\"\"")];
 
 /// Kopano/Zarafa: one `ns:logon` with NO_UID_AUTH and NO_REGISTER_SESSION, and a
-/// logoff when the server is too old to honour NO_REGISTER_SESSION.
+/// logoff when the server is too old to honour NO_REGISTER_SESSION. With
+/// `service=`, the logon registers a session, `getUser` reads the user's
+/// features, and the session is always logged off.
 fn check_soap(settings: &Settings, client: &Client, creds: &Credentials, deadline: Instant, log: Log) -> Outcome {
     let misc = client_misc(creds);
-    let request = soap::logon_request(&LogonRequest {
-        user: creds.user,
-        password: creds.password,
-        flags: soap::KOPANO_LOGON_NO_UID_AUTH | soap::KOPANO_LOGON_NO_REGISTER_SESSION,
-        client_misc: &misc,
-    });
+    let gate = !settings.service.is_empty();
+    let mut flags = soap::KOPANO_LOGON_NO_UID_AUTH;
+    if !gate {
+        flags |= soap::KOPANO_LOGON_NO_REGISTER_SESSION;
+    }
+    let request = soap::logon_request(&LogonRequest { user: creds.user, password: creds.password, flags, client_misc: &misc });
     let reply = match client.post(&request, SOAP_HEADERS, deadline) {
         Ok(reply) => reply,
         Err(e) => return Outcome::Unavailable(e.message),
@@ -97,6 +131,11 @@ fn check_soap(settings: &Settings, client: &Client, creds: &Credentials, deadlin
         Err(e) => return Outcome::Unavailable(e.to_string()),
     };
     match response.er {
+        0 if gate => {
+            let outcome = check_features(settings, client, response.session_id, deadline);
+            logoff(settings, client, response.session_id, deadline, log);
+            outcome
+        }
         0 => {
             if response.session_id != 0 && !soap::honours_no_register_session(response.server_version.as_deref()) {
                 logoff(settings, client, response.session_id, deadline, log);
@@ -112,6 +151,40 @@ fn check_soap(settings: &Settings, client: &Client, creds: &Credentials, deadlin
             ))
         }
         er => Outcome::LogonFailed(format!("logon failed: er 0x{er:08X} ({})", soap::er_name(er))),
+    }
+}
+
+/// Reads the user's features on a registered session and allows the logon if at
+/// least one `service=` feature is enabled. A feature in neither list counts as
+/// enabled, as the Kopano gateways decide (they deny only a listed disabled one).
+fn check_features(settings: &Settings, client: &Client, session_id: u64, deadline: Instant) -> Outcome {
+    let wanted = settings.service.join("|");
+    let request = soap::get_user_request(session_id);
+    let reply = match client.post(&request, SOAP_HEADERS, deadline) {
+        Ok(reply) => reply,
+        Err(e) => return Outcome::Unavailable(format!("getUser for service={wanted}: {}", e.message)),
+    };
+    if let Some(problem) = http_problem(&reply) {
+        return Outcome::Unavailable(format!("getUser for service={wanted}: {problem}"));
+    }
+    let features = match soap::parse_get_user_response(&reply.body) {
+        Ok((0, features)) => features,
+        Ok((er, _)) => {
+            return Outcome::Unavailable(format!(
+                "getUser for service={wanted} failed: er 0x{er:08X} ({})",
+                soap::er_name(er)
+            ))
+        }
+        Err(e) => return Outcome::Unavailable(format!("getUser for service={wanted}: {e}")),
+    };
+    let enabled = |feature: &String| features.enabled.contains(feature) || !features.disabled.contains(feature);
+    if settings.service.iter().any(enabled) {
+        Outcome::Confirmed
+    } else {
+        Outcome::FeatureDenied(format!(
+            "password is right, but none of the features {wanted} is enabled for the user (disabled: {})",
+            features.disabled.join(" ")
+        ))
     }
 }
 

@@ -15,6 +15,7 @@ pub mod input;
 pub mod options;
 pub mod server;
 pub mod soap;
+pub mod state;
 pub mod transport;
 
 use code::PamCode;

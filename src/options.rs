@@ -3,8 +3,10 @@
 //! `OPTIONS` is the one list of setting names; the man page and README tests
 //! compare against it.
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::server::ServerUrl;
@@ -29,6 +31,12 @@ pub const OPTION_NAMES: &[&str] = &[
     "quiet",
     "debug",
 ];
+
+/// The configuration file read when no `config=` argument names another.
+pub const DEFAULT_CONFIG: &str = "/etc/security/pam_mapi.conf";
+
+/// Largest configuration file read.
+const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 
 /// The server URL used when no `socket=` is given.
 pub const DEFAULT_SOCKET: &str = "http://localhost:236/kopano";
@@ -69,6 +77,9 @@ pub struct Settings {
     pub use_first_pass: bool,
     pub quiet: bool,
     pub debug: bool,
+    /// Where each setting that is not at its default came from: a file path or
+    /// "argument".
+    pub origins: BTreeMap<String, String>,
 }
 
 /// An invalid argument or configuration value.
@@ -104,6 +115,7 @@ impl Default for Settings {
             use_first_pass: false,
             quiet: false,
             debug: false,
+            origins: BTreeMap::new(),
         }
     }
 }
@@ -125,6 +137,80 @@ impl Settings {
             settings.apply(name, value, &format!("module argument {arg:?}"))?;
         }
         settings.finish()
+    }
+
+    /// Reads the configuration file (`config=` or the default one), then applies
+    /// the module arguments on top of it. A `socket=` argument replaces the file's
+    /// server list instead of adding to it.
+    ///
+    /// # Errors
+    ///
+    /// Returns a message naming the file, the key or argument, and the fix.
+    pub fn load(args: &[String]) -> Result<Settings, SettingsError> {
+        let mut settings = Settings::default();
+        let named = args.iter().rev().find_map(|a| a.strip_prefix("config="));
+        let path = match named {
+            Some("") => return Err(SettingsError("module argument \"config=\": missing value; expected a file path".into())),
+            Some(path) => PathBuf::from(path),
+            None => PathBuf::from(DEFAULT_CONFIG),
+        };
+        match read_config_file(&path, named.is_some())? {
+            Some(entries) => {
+                let origin = path.display().to_string();
+                for (key, value) in entries {
+                    if key == "config" {
+                        return Err(SettingsError(format!(
+                            "{origin}: key \"config\" is only valid as a module argument; remove it from the file"
+                        )));
+                    }
+                    settings.apply_file_value(&key, &value, &origin)?;
+                }
+                settings.config = Some(path);
+            }
+            None => {}
+        }
+
+        let file_servers = settings.servers.len();
+        let mut socket_args = 0;
+        for arg in args {
+            let (name, value) = match arg.split_once('=') {
+                Some((name, value)) => (name, Some(value)),
+                None => (arg.as_str(), None),
+            };
+            if name == "socket" && socket_args == 0 && file_servers > 0 {
+                settings.servers.clear();
+            }
+            if name == "socket" {
+                socket_args += 1;
+            }
+            settings.apply(name, value, &format!("module argument {arg:?}"))?;
+            settings.origins.insert(name.to_string(), "argument".into());
+        }
+        settings.finish()
+    }
+
+    /// Applies one key of the configuration file. Flags take yes/no there, and
+    /// `socket` takes a space-separated list.
+    fn apply_file_value(&mut self, key: &str, value: &str, origin: &str) -> Result<(), SettingsError> {
+        let what = format!("{origin}: key {key:?}");
+        if key == "socket" {
+            let urls: Vec<&str> = value.split_whitespace().collect();
+            if urls.is_empty() {
+                return Err(SettingsError(format!("{what}: missing value; expected one or more server URLs")));
+            }
+            for url in urls {
+                self.apply("socket", Some(url), &what)?;
+            }
+        } else {
+            self.apply(key, Some(value), &what)?;
+        }
+        self.origins.insert(key.to_string(), origin.to_string());
+        Ok(())
+    }
+
+    /// Tells where a setting's value came from: "default", the file path, or "argument".
+    pub fn origin(&self, name: &str) -> &str {
+        self.origins.get(name).map(String::as_str).unwrap_or("default")
     }
 
     /// Applies one setting. `origin` names where it came from for error messages.
@@ -194,6 +280,69 @@ impl Settings {
         }
         Ok(self)
     }
+}
+
+/// Reads and checks the configuration file. Returns `None` when the default file
+/// does not exist; a missing file named by `config=` is an error.
+fn read_config_file(path: &Path, named: bool) -> Result<Option<Vec<(String, String)>>, SettingsError> {
+    let shown = path.display();
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => return Ok(None),
+        Err(e) => {
+            return Err(SettingsError(format!(
+                "cannot read configuration file {shown}: {e}; create it or fix the config= argument"
+            )))
+        }
+    };
+    if !metadata.is_file() {
+        return Err(SettingsError(format!("configuration file {shown} is not a regular file")));
+    }
+    if metadata.uid() != 0 {
+        return Err(SettingsError(format!(
+            "configuration file {shown} is owned by uid {}, not root; run: chown root:root {shown}",
+            metadata.uid()
+        )));
+    }
+    if metadata.mode() & 0o022 != 0 {
+        return Err(SettingsError(format!(
+            "configuration file {shown} is writable by group or others (mode {:04o}); run: chmod go-w {shown}",
+            metadata.mode() & 0o7777
+        )));
+    }
+    if metadata.len() > MAX_CONFIG_BYTES {
+        return Err(SettingsError(format!(
+            "configuration file {shown} is {} bytes long, the limit is {MAX_CONFIG_BYTES}",
+            metadata.len()
+        )));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SettingsError(format!("cannot read configuration file {shown}: {e}")))?;
+    parse_config_text(&text, &shown.to_string()).map(Some)
+}
+
+/// Parses `key = value` lines with the `config` crate's INI reader; `#` and `;`
+/// start comments. Sections are not used, so a key inside one is rejected.
+pub fn parse_config_text(text: &str, origin: &str) -> Result<Vec<(String, String)>, SettingsError> {
+    use config::{Config as ConfigReader, File, FileFormat, Source};
+
+    let reader = ConfigReader::builder()
+        .add_source(File::from_str(text, FileFormat::Ini))
+        .build()
+        .map_err(|e| SettingsError(format!("{origin}: cannot parse: {e}; write one \"key = value\" per line")))?;
+    let table = reader
+        .collect()
+        .map_err(|e| SettingsError(format!("{origin}: cannot parse: {e}")))?;
+    let mut entries = Vec::new();
+    for (key, value) in table {
+        let text = value.into_string().map_err(|_| {
+            SettingsError(format!(
+                "{origin}: [{key}] sections are not supported; put every key at the top of the file"
+            ))
+        })?;
+        entries.push((key, text));
+    }
+    Ok(entries)
 }
 
 fn required<'a>(value: Option<&'a str>, origin: &str, what: &str) -> Result<&'a str, SettingsError> {
@@ -320,6 +469,115 @@ mod tests {
     #[test]
     fn service_with_mapihttp_is_rejected() {
         assert!(parse(&["protocol=mapihttp", "service=imap"]).is_err());
+    }
+
+    fn config_file(text: &str, mode: u32) -> (PathBuf, String) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!(
+            "pam_mapi-options-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pam_mapi.conf");
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let arg = format!("config={}", path.display());
+        (path, arg)
+    }
+
+    fn load(args: &[&str]) -> Result<Settings, SettingsError> {
+        Settings::load(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn load_reads_file_values() {
+        let (path, arg) = config_file(
+            "# comment\nsocket = http://127.0.0.1:1/ file:///run/kopano/server.sock\ntimeout = 4\ndebug = yes\nquiet = no\n",
+            0o644,
+        );
+        let s = load(&[&arg]).unwrap();
+        assert_eq!(s.servers.len(), 2);
+        assert_eq!(s.timeout, Duration::from_secs(4));
+        assert!(s.debug);
+        assert!(!s.quiet);
+        assert_eq!(s.origin("timeout"), path.display().to_string());
+        assert_eq!(s.origin("connect_timeout"), "default");
+    }
+
+    #[test]
+    fn load_arguments_override_file() {
+        let (_path, arg) = config_file("socket = http://127.0.0.1:1/ http://127.0.0.1:2/\ntimeout = 4\n", 0o600);
+        let s = load(&[&arg, "timeout=7", "socket=http://127.0.0.1:3/"]).unwrap();
+        assert_eq!(s.timeout, Duration::from_secs(7));
+        assert_eq!(s.servers.len(), 1);
+        assert_eq!(s.servers[0].to_string(), "http://127.0.0.1:3/");
+        assert_eq!(s.origin("timeout"), "argument");
+    }
+
+    #[test]
+    fn load_rejects_unknown_key() {
+        let (path, arg) = config_file("sockt = http://127.0.0.1:1/\n", 0o644);
+        let err = load(&[&arg]).unwrap_err();
+        assert!(err.0.contains("sockt"), "{err}");
+        assert!(err.0.contains(&path.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn load_rejects_bad_value() {
+        let (_path, arg) = config_file("timeout = soon\n", 0o644);
+        let err = load(&[&arg]).unwrap_err();
+        assert!(err.0.contains("timeout"), "{err}");
+    }
+
+    #[test]
+    fn load_rejects_group_writable_file() {
+        let (_path, arg) = config_file("debug = yes\n", 0o664);
+        let err = load(&[&arg]).unwrap_err();
+        assert!(err.0.contains("chmod go-w"), "{err}");
+    }
+
+    #[test]
+    fn load_rejects_world_writable_file() {
+        let (_path, arg) = config_file("debug = yes\n", 0o646);
+        assert!(load(&[&arg]).is_err());
+    }
+
+    #[test]
+    fn load_rejects_file_not_owned_by_root() {
+        let (path, arg) = config_file("debug = yes\n", 0o644);
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        let err = load(&[&arg]).unwrap_err();
+        assert!(err.0.contains("chown root:root"), "{err}");
+    }
+
+    #[test]
+    fn load_rejects_missing_named_file() {
+        assert!(load(&["config=/nonexistent/pam_mapi.conf"]).is_err());
+    }
+
+    #[test]
+    fn missing_default_file_is_fine() {
+        assert_eq!(read_config_file(Path::new("/nonexistent/pam_mapi.conf"), false), Ok(None));
+    }
+
+    #[test]
+    fn load_rejects_sections() {
+        let (_path, arg) = config_file("[pam_mapi]\ndebug = yes\n", 0o644);
+        let err = load(&[&arg]).unwrap_err();
+        assert!(err.0.contains("sections"), "{err}");
+    }
+
+    #[test]
+    fn load_rejects_config_key_in_file() {
+        let (_path, arg) = config_file("config = /etc/other.conf\n", 0o644);
+        assert!(load(&[&arg]).is_err());
+    }
+
+    #[test]
+    fn load_rejects_empty_socket_list() {
+        let (_path, arg) = config_file("socket =\n", 0o644);
+        assert!(load(&[&arg]).is_err());
     }
 
     #[test]

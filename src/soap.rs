@@ -78,6 +78,11 @@ pub fn logoff_request(session_id: u64) -> Zeroizing<Vec<u8>> {
     envelope("ns:logoff", &[("ulSessionId", &session_id.to_string())])
 }
 
+/// Builds the SOAP envelope for `ns:getUser` of the session's own user.
+pub fn get_user_request(session_id: u64) -> Zeroizing<Vec<u8>> {
+    envelope("ns:getUser", &[("ulSessionId", &session_id.to_string()), ("ulUserId", "0"), ("sUserId", "")])
+}
+
 /// Encodes a password the way Kopano's `{2}:` obfuscation expects.
 fn obfuscate(password: &str) -> String {
     let bytes: Zeroizing<Vec<u8>> = Zeroizing::new(password.bytes().map(|b| b ^ 0xA5).collect());
@@ -322,6 +327,52 @@ pub fn parse_logoff_response(body: &[u8]) -> Result<u32, ReplyError> {
     u32::try_from(result).map_err(|_| ReplyError::Malformed("<result> is out of range".into()))
 }
 
+/// `PR_EC_ENABLED_FEATURES_A`: the multi-value property listing enabled features.
+pub const PR_EC_ENABLED_FEATURES: u64 = 0x67B3_101E;
+/// `PR_EC_DISABLED_FEATURES_A`: the multi-value property listing disabled features.
+pub const PR_EC_DISABLED_FEATURES: u64 = 0x67B4_101E;
+
+/// A user's feature lists from `getUser`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Features {
+    pub enabled: Vec<String>,
+    pub disabled: Vec<String>,
+}
+
+/// Parses the reply to `ns:getUser`: `er`, then the enabled and disabled feature
+/// lists from `lpsUser/lpsMVPropmap/item`.
+pub fn parse_get_user_response(body: &[u8]) -> Result<(u32, Features), ReplyError> {
+    let response = body_child(body)?;
+    if response.name != "getUserResponse" {
+        return Err(ReplyError::Malformed(format!("expected getUserResponse, got {:?}", response.name)));
+    }
+    let er = u32::try_from(single_number(&response, "er")?)
+        .map_err(|_| ReplyError::Malformed("<er> is out of range".into()))?;
+    let mut features = Features::default();
+    if er != 0 {
+        return Ok((er, features));
+    }
+    let user = response
+        .children_named("lpsUser")
+        .next()
+        .ok_or_else(|| ReplyError::Malformed("getUserResponse has no <lpsUser>".into()))?;
+    for map in user.children_named("lpsMVPropmap") {
+        for item in map.children_named("item") {
+            let tag = single_number(item, "ulPropId")?;
+            let values = item
+                .children_named("sValues")
+                .flat_map(|v| v.children_named("item"))
+                .map(|v| v.text.trim().to_ascii_lowercase());
+            match tag {
+                PR_EC_ENABLED_FEATURES => features.enabled.extend(values),
+                PR_EC_DISABLED_FEATURES => features.disabled.extend(values),
+                _ => {}
+            }
+        }
+    }
+    Ok((er, features))
+}
+
 /// Tells whether a server of this `lpszVersion` honours NO_REGISTER_SESSION, so
 /// that no logoff is needed. Kopano 8.5 added the flag; the server sends its
 /// version as `0,MAJOR,MINOR,...`. Unknown or unparsable versions count as old.
@@ -498,6 +549,22 @@ mod tests {
         assert_eq!(tree.name, "logon");
         let password = tree.children_named("szPassword").next().unwrap();
         assert_eq!(password.text, "p&ss <w>ord ü");
+    }
+
+    #[test]
+    fn parse_get_user_features_from_transcript() {
+        let body = r#"<?xml version="1.0" encoding="UTF-8"?>
+<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/" xmlns:SOAP-ENC="http://schemas.xmlsoap.org/soap/encoding/" xmlns:ns="urn:zarafa"><SOAP-ENV:Body SOAP-ENV:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><ns:getUserResponse><lpsUser><ulUserId>4</ulUserId><lpszUsername>bob</lpszUsername><lpszPassword/><ulObjClass>65537</ulObjClass><lpsMVPropmap><item><ulPropId>1739788318</ulPropId><sValues SOAP-ENC:arrayType="xsd:string[3]"><item>imap</item><item>outlook</item><item>webapp</item></sValues></item><item><ulPropId>1739853854</ulPropId><sValues SOAP-ENC:arrayType="xsd:string[2]"><item>mobile</item><item>pop3</item></sValues></item></lpsMVPropmap><sUserId>AAAA</sUserId></lpsUser><er>0</er></ns:getUserResponse></SOAP-ENV:Body></SOAP-ENV:Envelope>"#;
+        let (er, features) = parse_get_user_response(body.as_bytes()).unwrap();
+        assert_eq!(er, 0);
+        assert_eq!(features.enabled, vec!["imap", "outlook", "webapp"]);
+        assert_eq!(features.disabled, vec!["mobile", "pop3"]);
+    }
+
+    #[test]
+    fn parse_get_user_end_of_session() {
+        let body = wrap("<ns:getUserResponse><er>2147483664</er></ns:getUserResponse>");
+        assert_eq!(parse_get_user_response(body.as_bytes()).unwrap().0, KCERR_END_OF_SESSION);
     }
 
     #[test]

@@ -404,12 +404,13 @@ fn use_first_pass_without_earlier_password_never_prompts() {
 
 #[test]
 fn debug_log_never_contains_password() {
+    let user = unique("logcheck-debug");
     let password = "Zq9-unique-debug-password-&<>";
-    let server = Server::start(Config::soap().user("logcheck-user-1", password)).unwrap();
+    let server = Server::start(Config::soap().user(&user, password)).unwrap();
     let service = Service::simple(&format!("socket={} debug", server.url()));
-    assert_eq!(authenticate(&service, "logcheck-user-1", password), PAM_SUCCESS);
-    assert_eq!(authenticate(&service, "logcheck-user-1", "Zq9-unique-wrong-password"), PAM_AUTH_ERR);
-    let lines = log_lines_with("logcheck-user-1", 2);
+    assert_eq!(authenticate(&service, &user, password), PAM_SUCCESS);
+    assert_eq!(authenticate(&service, &user, "Zq9-unique-wrong-password"), PAM_AUTH_ERR);
+    let lines = log_lines_with(&user, 2);
     assert!(lines.len() >= 2, "expected debug and failure lines, got {lines:?}");
     for line in &lines {
         assert!(!line.contains("Zq9-unique"), "password in log: {line}");
@@ -420,9 +421,10 @@ fn debug_log_never_contains_password() {
 fn failure_log_names_user_service_server_and_reason() {
     let server = server();
     let service = Service::simple(&format!("socket={}", server.url()));
-    let run = run(&service, Attempt { user: "logcheck-user-2", password: Some(b"nope"), rhost: Some("198.51.100.9"), ..Default::default() });
+    let user = unique("logcheck-failure");
+    let run = run(&service, Attempt { user: &user, password: Some(b"nope"), rhost: Some("198.51.100.9"), ..Default::default() });
     assert_eq!(run.auth, PAM_AUTH_ERR);
-    let lines = log_lines_with("logcheck-user-2", 1);
+    let lines = log_lines_with(&user, 1);
     let line = lines.first().expect("a failure line");
     assert!(line.contains("authentication failure"), "{line}");
     assert!(line.contains("pam_mapi_test"), "service: {line}");
@@ -435,10 +437,11 @@ fn failure_log_names_user_service_server_and_reason() {
 fn quiet_silences_logon_failures_only() {
     let server = server();
     let service = Service::simple(&format!("socket={} quiet", server.url()));
-    assert_eq!(authenticate(&service, "logcheck-user-3", "nope"), PAM_AUTH_ERR);
+    let user = unique("logcheck-quiet");
+    assert_eq!(authenticate(&service, &user, "nope"), PAM_AUTH_ERR);
     let down = Service::simple("socket=file:///nonexistent/pam_mapi.sock quiet");
-    assert_eq!(authenticate(&down, "logcheck-user-3", "nope"), PAM_AUTHINFO_UNAVAIL);
-    let lines = log_lines_with("logcheck-user-3", 1);
+    assert_eq!(authenticate(&down, &user, "nope"), PAM_AUTHINFO_UNAVAIL);
+    let lines = log_lines_with(&user, 1);
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains("no server could answer"), "{}", lines[0]);
 }

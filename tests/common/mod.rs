@@ -300,3 +300,9 @@ pub fn soap_reply(inner: &str) -> String {
         body.len()
     )
 }
+
+/// A name unique to this test run, so that log lines of earlier runs never match.
+pub fn unique(label: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{label}-{}-{nanos}", std::process::id())
+}

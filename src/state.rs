@@ -1,0 +1,201 @@
+//! Memory of servers found down, shared by saslauthd's worker processes through a
+//! small root-owned file (`state_file=`, entries expire after `state_ttl=`).
+//!
+//! The file only changes the order in which servers are tried: a server marked
+//! down is tried after the others, never skipped. A lost, stale, corrupt or
+//! foreign file therefore costs at most time, and can never turn a failure into
+//! a success.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::server::ServerUrl;
+
+/// Largest state file read; more than enough for a few hundred servers.
+const MAX_STATE_BYTES: u64 = 16 * 1024;
+
+/// Servers marked down, with the Unix time (seconds) until which the mark holds.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DownList {
+    entries: BTreeMap<String, u64>,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl DownList {
+    /// Reads the file. A missing, unreadable, oversized, foreign (not owned by root
+    /// or by this process's user, or writable by others) or malformed file reads as
+    /// empty; `Err` carries the reason for a debug line.
+    pub fn read(path: &Path) -> Result<DownList, String> {
+        let metadata = match std::fs::symlink_metadata(path) {
+            Ok(metadata) => metadata,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DownList::default()),
+            Err(e) => return Err(format!("cannot read state file {}: {e}", path.display())),
+        };
+        // SAFETY: geteuid has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        if !metadata.is_file() || (metadata.uid() != 0 && metadata.uid() != euid) || metadata.mode() & 0o022 != 0 {
+            return Err(format!(
+                "ignoring state file {}: it must be a regular file owned by root and writable only by its owner",
+                path.display()
+            ));
+        }
+        if metadata.len() > MAX_STATE_BYTES {
+            return Err(format!("ignoring state file {}: larger than {MAX_STATE_BYTES} bytes", path.display()));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read state file {}: {e}", path.display()))?;
+        Ok(DownList::parse(&text))
+    }
+
+    /// Parses `UNTIL URL` lines, skipping any line that does not fit.
+    pub fn parse(text: &str) -> DownList {
+        let mut entries = BTreeMap::new();
+        for line in text.lines() {
+            let Some((until, url)) = line.split_once(' ') else { continue };
+            let Ok(until) = until.parse::<u64>() else { continue };
+            if !url.is_empty() && !url.contains(char::is_whitespace) {
+                entries.insert(url.to_string(), until);
+            }
+        }
+        DownList { entries }
+    }
+
+    /// Tells whether `server` is marked down now.
+    pub fn is_down(&self, server: &ServerUrl) -> bool {
+        self.entries.get(&server.to_string()).is_some_and(|until| *until > now_secs())
+    }
+
+    /// Marks `server` down for `ttl`.
+    pub fn mark_down(&mut self, server: &ServerUrl, ttl: Duration) {
+        self.entries.insert(server.to_string(), now_secs() + ttl.as_secs().max(1));
+    }
+
+    /// Removes the mark of `server`. Returns whether there was one.
+    pub fn clear(&mut self, server: &ServerUrl) -> bool {
+        self.entries.remove(&server.to_string()).is_some()
+    }
+
+    /// Writes the unexpired entries: to a temporary file in the same directory,
+    /// then renamed over the old one, so that readers never see half a file.
+    /// The directory is created with mode 0700 if missing.
+    pub fn write(&self, path: &Path) -> Result<(), String> {
+        let now = now_secs();
+        let mut text = String::new();
+        for (url, until) in &self.entries {
+            if *until > now {
+                text.push_str(&format!("{until} {url}\n"));
+            }
+        }
+        let dir = path.parent().ok_or_else(|| format!("state file {} has no directory", path.display()))?;
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| format!("cannot set the mode of {}: {e}", dir.display()))?;
+        }
+        let temporary = dir.join(format!(
+            ".{}.{}",
+            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            std::process::id()
+        ));
+        let result = (|| {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&temporary)?;
+            file.write_all(text.as_bytes())?;
+            std::fs::rename(&temporary, path)
+        })();
+        result.map_err(|e| {
+            let _ = std::fs::remove_file(&temporary);
+            format!("cannot write state file {}: {e}", path.display())
+        })
+    }
+}
+
+/// Orders servers for trying: those not marked down first, in configured order,
+/// then the marked ones, in configured order.
+pub fn order<'a>(servers: &'a [ServerUrl], down: &DownList) -> Vec<&'a ServerUrl> {
+    let (marked, fine): (Vec<&ServerUrl>, Vec<&ServerUrl>) = servers.iter().partition(|s| down.is_down(s));
+    fine.into_iter().chain(marked).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(text: &str) -> ServerUrl {
+        ServerUrl::parse(text).unwrap()
+    }
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("pam_mapi-state-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("servers.state")
+    }
+
+    #[test]
+    fn marked_server_goes_last() {
+        let a = url("http://127.0.0.1:1/");
+        let b = url("http://127.0.0.1:2/");
+        let mut down = DownList::default();
+        down.mark_down(&a, Duration::from_secs(30));
+        let servers = [a.clone(), b.clone()];
+        assert_eq!(order(&servers, &down), vec![&b, &a]);
+    }
+
+    #[test]
+    fn expired_mark_is_ignored() {
+        let a = url("http://127.0.0.1:1/");
+        let down = DownList::parse(&format!("{} http://127.0.0.1:1/\n", now_secs() - 1));
+        assert!(!down.is_down(&a));
+    }
+
+    #[test]
+    fn corrupt_text_reads_as_empty() {
+        let down = DownList::parse("garbage\n\0\0\u{fffd}\n99999999999999999999999 x\n");
+        assert_eq!(down, DownList::default());
+    }
+
+    #[test]
+    fn write_then_read_round_trips() {
+        let path = scratch("round-trip");
+        let a = url("http://127.0.0.1:1/");
+        let mut down = DownList::default();
+        down.mark_down(&a, Duration::from_secs(30));
+        down.write(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(DownList::read(&path).unwrap().is_down(&a));
+    }
+
+    #[test]
+    fn foreign_owner_is_ignored() {
+        let path = scratch("foreign");
+        let a = url("http://127.0.0.1:1/");
+        let mut down = DownList::default();
+        down.mark_down(&a, Duration::from_secs(30));
+        down.write(&path).unwrap();
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        assert!(DownList::read(&path).is_err());
+    }
+
+    #[test]
+    fn world_writable_file_is_ignored() {
+        let path = scratch("writable");
+        DownList::default().write(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(DownList::read(&path).is_err());
+    }
+
+    #[test]
+    fn missing_file_reads_as_empty() {
+        assert_eq!(DownList::read(Path::new("/nonexistent/pam_mapi.state")), Ok(DownList::default()));
+    }
+}
