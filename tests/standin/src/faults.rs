@@ -1,8 +1,8 @@
 //! Fault modes: ways to break the transport or the response on purpose, switchable at
 //! run time with `Server::set_fault`.
 //!
-//! A request that arrives in full is processed as usual (recorded, counted, and a
-//! successful logon registers its session); the fault only changes what goes back.
+//! A request that arrives in full is processed as usual: it is recorded and counted, and a
+//! successful logon registers its session. The fault changes only the response.
 
 use std::io::{self, Read, Write};
 use std::str::FromStr;
@@ -193,7 +193,7 @@ pub(crate) fn send(shared: &Arc<Shared>, connection: &mut Connection, mut respon
     result.is_ok()
 }
 
-/// A response with only Content-Type, Content-Length and `Connection: close` headers.
+/// Builds a response with only Content-Type, Content-Length and `Connection: close` headers.
 fn simple_response(status: u16, content_type: &str, body: Vec<u8>, extra: &[(&str, &str)]) -> Response {
     let mut headers: Vec<(String, String)> =
         extra.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();

@@ -28,7 +28,7 @@ impl Request {
             .map(|(_, value)| value.as_str())
     }
 
-    /// Whether the client asked to close the connection after this request.
+    /// Returns whether the client asked to close the connection after this request.
     pub(crate) fn wants_close(&self) -> bool {
         let connection = self.header("Connection").unwrap_or("").to_ascii_lowercase();
         if self.bare || connection.contains("close") {
@@ -244,7 +244,7 @@ fn bare_request(body: Vec<u8>) -> Request {
     }
 }
 
-/// Returns (end of the head text, start of the body) if the buffer holds a full head.
+/// Returns (end of the head text, start of the body) if the buffer contains a full head.
 fn find_head_end(buffer: &[u8]) -> Option<(usize, usize)> {
     for i in 0..buffer.len() {
         if buffer[i..].starts_with(b"\r\n\r\n") {

@@ -72,7 +72,7 @@ pub struct TlsIdentity {
 pub const TEST_CA_PEM: &[u8] = include_bytes!("testdata/ca.pem");
 
 impl TlsIdentity {
-    /// A certificate for `localhost`, `127.0.0.1` and `::1` (server and client
+    /// Returns a certificate for `localhost`, `127.0.0.1` and `::1` (server and client
     /// authentication, valid until 2126) issued by [`TEST_CA_PEM`], with its key.
     pub fn localhost() -> Self {
         TlsIdentity {
@@ -108,10 +108,13 @@ pub struct Config {
     /// Kopano's server-wide `disabled_features`.
     pub disabled_features: Vec<String>,
     /// How long a Kopano-mode request whose XML is not well formed is held before the
-    /// connection is closed without a response (kopano-server 11.0.2 holds it about 60 s).
+    /// connection is closed without a response (kopano-server 11.0.2 keeps it open about 60 s).
     pub malformed_hold: Duration,
     /// Largest request body accepted, in bytes. A larger request gets the connection closed.
     pub max_request_bytes: usize,
+    /// Write one line per logon decision to stderr, in the style of kopano-server's audit
+    /// log and Gromox's `HTTP auth rejected` lines. Passwords are never written.
+    pub log: bool,
 }
 
 impl Config {
@@ -130,6 +133,7 @@ impl Config {
             disabled_features: vec!["imap".to_string(), "pop3".to_string()],
             malformed_hold: Duration::from_secs(60),
             max_request_bytes: 8 << 20,
+            log: false,
         }
     }
 
@@ -215,6 +219,12 @@ impl Config {
         self
     }
 
+    /// Turns the stderr log of logon decisions on or off.
+    pub fn log(mut self, enabled: bool) -> Self {
+        self.log = enabled;
+        self
+    }
+
     /// Sets how long a request with malformed XML is held before the connection closes.
     pub fn malformed_hold(mut self, hold: Duration) -> Self {
         self.malformed_hold = hold;
@@ -295,6 +305,13 @@ impl Shared {
 
     pub(crate) fn current_fault(&self) -> Fault {
         lock(&self.fault).clone()
+    }
+
+    /// Writes one line to stderr if [`Config::log`] is set.
+    pub(crate) fn log(&self, line: std::fmt::Arguments<'_>) {
+        if self.config.log {
+            eprintln!("kopano-standin: {line}");
+        }
     }
 
     pub(crate) fn count(&self, method: &str) {

@@ -13,7 +13,7 @@ use kopano_standin::{Config, Fault, Server};
 const USAGE: &str = "\
 usage: kopano-standin [--mapihttp] [--listen ADDR:PORT] [--unix PATH]
                       [--user NAME:PASSWORD]... [--tls-cert PEM --tls-key PEM]
-                      [--fault NAME[:ARG]] [--pid-file FILE]
+                      [--fault NAME[:ARG]] [--pid-file FILE] [--quiet]
 
   --mapihttp           speak Gromox MAPI over HTTP instead of Kopano SOAP
   --listen ADDR:PORT   TCP listen address (default 127.0.0.1:0, a free port)
@@ -23,6 +23,7 @@ usage: kopano-standin [--mapihttp] [--listen ADDR:PORT] [--unix PATH]
   --tls-key PEM        private key (PEM file) for TLS on the TCP listener
   --fault NAME[:ARG]   start in a fault mode, e.g. stall, huge-body:8, delay-ms:1500
   --pid-file FILE      write the process id to FILE, removed again on exit
+  --quiet              do not log logon decisions to stderr
 
 Prints one line `listening on URL` per listener once ready.";
 
@@ -39,8 +40,10 @@ struct Options {
 }
 
 fn parse_options() -> Result<Options, String> {
-    let mut config = Config::soap();
+    let mut mapihttp = false;
+    let mut log = true;
     let mut listen: Option<SocketAddr> = None;
+    let mut unix: Option<PathBuf> = None;
     let mut tls_cert: Option<PathBuf> = None;
     let mut tls_key: Option<PathBuf> = None;
     let mut fault = Fault::None;
@@ -51,19 +54,20 @@ fn parse_options() -> Result<Options, String> {
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("option {name} needs a value"));
         match arg.as_str() {
-            "--mapihttp" => config = Config { users: Vec::new(), ..Config::mapihttp() },
+            "--mapihttp" => mapihttp = true,
+            "--quiet" => log = false,
             "--listen" => {
                 let text = value("--listen")?;
                 listen = Some(text.parse().map_err(|_| {
                     format!("invalid --listen address {text:?}: expected IP:PORT such as 127.0.0.1:2236 or [::1]:2236")
                 })?);
             }
-            "--unix" => config.unix = Some(PathBuf::from(value("--unix")?)),
+            "--unix" => unix = Some(PathBuf::from(value("--unix")?)),
             "--user" => {
                 let text = value("--user")?;
-                let (name, password) = text
-                    .split_once(':')
-                    .ok_or_else(|| format!("invalid --user {name:?}: expected NAME:PASSWORD", name = text.split(':').next().unwrap_or("")))?;
+                let Some((name, password)) = text.split_once(':') else {
+                    return Err(format!("invalid --user value for {text:?}: expected NAME:PASSWORD"));
+                };
                 users.push((name.to_string(), password.to_string()));
             }
             "--tls-cert" => tls_cert = Some(PathBuf::from(value("--tls-cert")?)),
@@ -78,14 +82,15 @@ fn parse_options() -> Result<Options, String> {
         }
     }
 
+    let mut config = if mapihttp { Config::mapihttp() } else { Config::soap() }.log(log);
     for (name, password) in users {
         config = config.user(&name, &password);
     }
-    if let Some(addr) = listen {
-        config.tcp = Some(addr);
-    } else if config.unix.is_some() {
-        config.tcp = None;
+    // Without --listen, a --unix server has no TCP listener; otherwise TCP is on 127.0.0.1.
+    if listen.is_some() || unix.is_some() {
+        config.tcp = listen;
     }
+    config.unix = unix;
     match (tls_cert, tls_key) {
         (Some(cert), Some(key)) => {
             let read = |path: &PathBuf| {

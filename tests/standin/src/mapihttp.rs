@@ -77,7 +77,7 @@ fn handle(shared: &Shared, request: &Request, peer: &Peer, failures: &mut u32) -
     let authenticated = match parse_authorization(request) {
         Credentials::Absent | Credentials::Malformed => false,
         Credentials::Basic { username, password } => {
-            // Wrong credentials are rejected before routing, so every path answers 401.
+            // Wrong credentials are rejected before routing, so every path returns 401.
             if !check_credentials(shared, peer, &username, &password, failures)? {
                 return Some(unauthorized(close));
             }
@@ -165,6 +165,7 @@ fn check_credentials(shared: &Shared, peer: &Peer, username: &[u8], password: &[
         .is_ascii()
         .then(|| shared.config.users.iter().find(|u| u.name.eq_ignore_ascii_case(&name)))
         .flatten();
+    let rhost = peer.addr.map(|addr| addr.to_string()).unwrap_or_else(|| peer.source());
     let accepted = user.is_some_and(|user| {
         let stored = user.password.as_bytes();
         !stored.is_empty() && !sent_password.is_empty() && stored == sent_password
@@ -175,6 +176,12 @@ fn check_credentials(shared: &Shared, peer: &Peer, username: &[u8], password: &[
         return Some(true);
     }
 
+    let reason = match user {
+        Some(_) => "Incorrect password".to_string(),
+        None if !username.is_ascii() => "SQL query error".to_string(),
+        None => format!("No such user \"{name}\""),
+    };
+    shared.log(format_args!("rhost={rhost} user={name} HTTP auth rejected: {reason}"));
     lock(&shared.logons).push(record);
     if !shared.sleep(shared.config.failure_delay) {
         return None;
@@ -208,7 +215,7 @@ fn unauthorized(close: bool) -> Response {
     Response { status: 401, reason: "Unauthorized", headers, body, close }
 }
 
-/// A plain-text status page such as Gromox's 405 `Method Not Allowed`.
+/// Builds a plain-text status page such as Gromox's 405 `Method Not Allowed`.
 /// NOTE: the 404 layout was not captured; it copies the captured 405.
 fn plain_status(status: u16, close: bool) -> Response {
     let reason = crate::http::reason_phrase(status);

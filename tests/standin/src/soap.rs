@@ -42,7 +42,7 @@ const SERVER_GUID: &str = "gXjCm157R4i7+Fe8sZdopw==";
 /// PR_EC_ENABLED_FEATURES_A and PR_EC_DISABLED_FEATURES_A.
 const PR_EC_ENABLED_FEATURES_A: u32 = 0x67B3_101E;
 const PR_EC_DISABLED_FEATURES_A: u32 = 0x67B4_101E;
-/// Features kopano-server 11 knows (`kopano_features[]`).
+/// Feature names defined in kopano-server 11 (`kopano_features[]`).
 const KNOWN_FEATURES: [&str; 5] = ["imap", "pop3", "mobile", "outlook", "webapp"];
 
 /// Kopano's built-in SYSTEM account: it exists, but no password logs it on.
@@ -51,7 +51,7 @@ const SYSTEM_USER_ID: u32 = 2;
 
 enum Outcome {
     Respond(Response),
-    /// Hold the request and close the connection without an answer.
+    /// Hold the request and close the connection without a response.
     Hold,
 }
 
@@ -116,7 +116,7 @@ fn handle(shared: &Shared, request: &Request, peer: &Peer) -> Outcome {
     }
 }
 
-/// A gSOAP response with kopano-server's headers, in its order.
+/// Builds a gSOAP response with kopano-server's headers in their order.
 pub(crate) fn soap_response(status: u16, body: String, close: bool) -> Response {
     let connection = if close { "close" } else { "keep-alive" };
     Response {
@@ -209,8 +209,33 @@ fn logon(shared: &Shared, call: &Call, peer: &Peer) -> Result<String, ParseError
             successful_logon_response(session_id, capabilities)
         }
     };
+    log_logon(shared, &record, peer, &response);
     lock(&shared.logons).push(record);
     Ok(response)
+}
+
+/// Logs a logon decision like kopano-server's audit log.
+fn log_logon(shared: &Shared, record: &LogonRecord, peer: &Peer, response: &str) {
+    let program = record.client_app.as_deref().unwrap_or("<unknown>");
+    let source = peer.source();
+    let user = &record.username;
+    if record.er != ER_SUCCESS {
+        shared.log(format_args!(
+            "authenticate failed user='{user}' from='{source}' program='{program}' er=0x{:08x}",
+            record.er
+        ));
+        return;
+    }
+    let method = if record.peer_uid_bypass { "Pipe socket" } else { "User supplied password" };
+    let session = response
+        .split("<ulSessionId>")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .and_then(|id| id.parse::<u64>().ok())
+        .unwrap_or(0);
+    shared.log(format_args!(
+        "authenticate ok: from=\"{source}\" user=\"{user}\" method=\"{method}\" program=\"{program}\" sid=0x{session:x}"
+    ));
 }
 
 enum Account<'a> {
@@ -250,8 +275,8 @@ fn unix_account_uid(name: &str) -> Option<u32> {
     (rc == 0 && !result.is_null()).then_some(entry.pw_uid)
 }
 
-/// A `szVersion` that parses as `G,M,m` with G below 6 is too old; an empty or unparsable
-/// version (real clients send `11.0.2`) counts as new enough.
+/// Checks whether a `szVersion` parses as `G,M,m` with G below 6. An empty or unparsable
+/// version counts as new enough, and real clients send such a one (`11.0.2`).
 fn version_too_old(version: Option<&str>) -> bool {
     let Some(version) = version else { return false };
     let numbers: Vec<Option<u32>> = version.split(',').take(3).map(|p| p.trim().parse().ok()).collect();
@@ -294,7 +319,7 @@ fn windows_1252_char(byte: u8) -> char {
     }
 }
 
-/// A random non-zero session id: 64 bits with LARGE_SESSIONID, else 32 bits.
+/// Returns a random non-zero session id: 64 bits with LARGE_SESSIONID, else 32 bits.
 fn random_session_id(capabilities: u32) -> u64 {
     loop {
         let id = random_u64();

@@ -45,10 +45,10 @@ impl Call {
 /// Why a request envelope was not accepted.
 #[derive(Debug, PartialEq)]
 pub(crate) enum ParseError {
-    /// gSOAP answers with a SOAP Fault (HTTP 500) and closes the connection.
+    /// gSOAP sends a SOAP Fault (HTTP 500) and closes the connection.
     Fault { code: &'static str, string: String },
     /// XML that is not well formed in the middle of the document: kopano-server 11.0.2
-    /// holds such a request for about 60 s and sends nothing back.
+    /// keeps such a request open for about 60 s and sends nothing back.
     Hold,
 }
 
@@ -85,10 +85,13 @@ enum Stage {
 
 /// Parses a request envelope. Known methods are `logon`, `logoff` and `getUser`.
 pub(crate) fn parse_call(body: &[u8]) -> Result<Call, ParseError> {
-    let Ok(text) = std::str::from_utf8(body) else {
-        return Err(ParseError::Hold);
-    };
-    let mut reader = NsReader::from_str(text);
+    // NOTE: gSOAP in UTF-8 mode passes invalid UTF-8 bytes through unchanged; here they
+    // become U+FFFD, so a Latin-1 password still fails but is recorded differently.
+    let text = String::from_utf8_lossy(body);
+    if text.trim().is_empty() {
+        return Err(end_of_input());
+    }
+    let mut reader = NsReader::from_str(&text);
     reader.config_mut().expand_empty_elements = true;
 
     let mut stage = Stage::Prolog;
@@ -119,10 +122,8 @@ pub(crate) fn parse_call(body: &[u8]) -> Result<Call, ParseError> {
                         }
                         stage = Stage::Envelope;
                     }
-                    Stage::Envelope if depth == 2 => {
-                        if namespace.as_deref() == Some(SOAP_ENV_NS) && local == "Body" {
-                            stage = Stage::Body;
-                        }
+                    Stage::Envelope if depth == 2 && namespace.as_deref() == Some(SOAP_ENV_NS) && local == "Body" => {
+                        stage = Stage::Body;
                     }
                     Stage::Body if depth == 3 => {
                         method_qname = qname;
@@ -240,12 +241,12 @@ pub(crate) fn escape(text: &str) -> String {
     escaped
 }
 
-/// A full response envelope whose Body (with encodingStyle) holds `content`.
+/// Builds a full response envelope whose Body (with encodingStyle) contains `content`.
 pub(crate) fn envelope(content: &str) -> String {
     format!("{ENVELOPE_START}{BODY_START_ENCODED}{content}{ENVELOPE_END}")
 }
 
-/// A SOAP 1.1 Fault envelope; gSOAP writes its Body without encodingStyle.
+/// Builds a SOAP 1.1 Fault envelope. gSOAP writes its Body without encodingStyle.
 pub(crate) fn fault_envelope(code: &str, string: &str) -> String {
     format!(
         "{ENVELOPE_START}<SOAP-ENV:Body><SOAP-ENV:Fault><faultcode>{code}</faultcode>\

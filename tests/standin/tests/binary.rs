@@ -17,6 +17,7 @@ fn binary_serves_until_sigterm() {
         .args(["--user", "alice:Secr3t&<pass>:x", "--pid-file"])
         .arg(&pid_file)
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("starting kopano-standin failed");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -34,6 +35,10 @@ fn binary_serves_until_sigterm() {
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(log.contains(r#"authenticate ok: from="127.0.0.1" user="alice" method="User supplied password""#), "{log}");
+    assert!(!log.contains("Secr3t"), "password in the log: {log}");
     assert!(!socket.exists());
     assert!(!pid_file.exists());
 }

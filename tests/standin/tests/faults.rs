@@ -1,5 +1,5 @@
 //! One test per fault mode: each checks that the stand-in breaks the connection or the
-//! response the way the mode's documentation says.
+//! response the way the mode's documentation describes.
 
 mod common;
 

@@ -189,6 +189,14 @@ fn e04_truncated_xml_faults() {
 }
 
 #[test]
+fn empty_body_faults() {
+    let server = server();
+    let reply = post_tcp(server.tcp_addr().unwrap(), "");
+    assert_eq!(reply.status, 500);
+    assert!(reply.text().contains("<faultstring>End of file or no input"));
+}
+
+#[test]
 fn e05_get_gets_405() {
     let server = server();
     let mut stream = tcp(server.tcp_addr().unwrap());

@@ -170,7 +170,7 @@ fn read_chunked(stream: &mut impl Read) -> std::io::Result<Vec<u8>> {
     }
 }
 
-/// A POST request as curl sent it to kopano-server.
+/// Builds a POST request as curl sent it to kopano-server.
 pub fn post_request(path: &str, body: &str) -> Vec<u8> {
     format!(
         "POST {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\
@@ -208,7 +208,7 @@ pub fn post_unix(path: &std::path::Path, body: &str) -> Reply {
     exchange(&mut unix(path), "/", body)
 }
 
-/// A fresh socket path in a world-searchable directory, unique per test.
+/// Returns a fresh socket path in a world-searchable directory, unique per test.
 pub fn socket_path(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("kopano-standin-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -217,7 +217,7 @@ pub fn socket_path(name: &str) -> PathBuf {
     dir.join(format!("{name}.sock"))
 }
 
-/// Whether this process runs as root (the Unix-socket bypass tests need uid 0).
+/// Returns whether this process runs as root (the Unix-socket bypass tests need uid 0).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
