@@ -42,7 +42,8 @@ pub enum Fault {
     ResetAfterRequest,
     /// Send the status line and headers, then close.
     CloseAfterHeaders,
-    /// `er` (or `result`) twice: first 0, then the real value.
+    /// `er` (or `result`) twice: first 0, then the real value. SOAP bodies only, like the
+    /// next four modes; other bodies go out unchanged.
     TwoEr,
     /// The response without its `er` (or `result`) element.
     NoEr,

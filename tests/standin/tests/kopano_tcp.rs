@@ -348,3 +348,43 @@ fn ipv6_loopback_listener() {
     assert!(server.url().starts_with("http://[::1]:"));
     assert_eq!(logon_tcp(&server, "bob", "plain", 1).er(), 0);
 }
+
+#[test]
+fn chunked_request_body_accepted() {
+    let server = server();
+    let body = logon("bob", "plain", 1);
+    let (first, second) = body.split_at(100);
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/xml; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n\
+         {:x}\r\n{first}\r\n{:x}\r\n{second}\r\n0\r\n\r\n",
+        first.len(),
+        second.len()
+    );
+    let mut stream = tcp(server.tcp_addr().unwrap());
+    stream.write_all(request.as_bytes()).unwrap();
+    assert_eq!(read_reply(&mut stream).unwrap().er(), 0);
+}
+
+#[test]
+fn expect_continue_gets_100() {
+    let server = server();
+    let body = logon("bob", "plain", 1);
+    let mut stream = tcp(server.tcp_addr().unwrap());
+    let head = format!("POST / HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n", body.len());
+    stream.write_all(head.as_bytes()).unwrap();
+    let interim = read_reply_head_only(&mut stream);
+    assert_eq!(interim, "HTTP/1.1 100 Continue");
+    stream.write_all(body.as_bytes()).unwrap();
+    assert_eq!(read_reply(&mut stream).unwrap().er(), 0);
+}
+
+/// Reads one status line and the empty line after it.
+fn read_reply_head_only(stream: &mut std::net::TcpStream) -> String {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "connection closed");
+        raw.push(byte[0]);
+    }
+    String::from_utf8_lossy(&raw).trim_end().to_string()
+}
