@@ -179,6 +179,20 @@ fn load_cafile(path: &Path) -> Result<Vec<Certificate<'static>>, String> {
     if certs.is_empty() {
         return Err(format!("cafile {} contains no PEM certificate", path.display()));
     }
+    // ureq skips a root it cannot parse, so a broken cafile would surface only as
+    // a failed handshake. Checking here turns it into a configuration error.
+    let mut store = rustls::RootCertStore::empty();
+    for (index, cert) in certs.iter().enumerate() {
+        let der = rustls::pki_types::CertificateDer::from(cert.der());
+        store.add(der).map_err(|e| {
+            format!(
+                "cafile {}: certificate {} of {} is not a valid X.509 CA certificate: {e}; replace the file with the PEM CA bundle",
+                path.display(),
+                index + 1,
+                certs.len()
+            )
+        })?;
+    }
     Ok(certs)
 }
 
