@@ -187,8 +187,11 @@ fn logon(shared: &Shared, call: &Call, peer: &Peer) -> Result<String, ParseError
             Some(Account::User(user)) => !password.is_empty() && password == user.password.as_bytes(),
             Some(Account::System) | None => false,
         };
-        record.peer_uid_bypass = bypass;
-        if !(bypass || password_ok) {
+        // NOTE: impersonation needs rights that no stand-in user has, so a non-empty
+        // szImpersonateUser always fails; kopano-server lets admins impersonate.
+        let impersonates = call.text("szImpersonateUser").is_some_and(|name| !name.is_empty());
+        record.peer_uid_bypass = bypass && !impersonates;
+        if !(bypass || password_ok) || impersonates {
             record.er = KCERR_LOGON_FAILED;
             failed_logon_response(KCERR_LOGON_FAILED)
         } else if flags & KOPANO_LOGON_NO_REGISTER_SESSION != 0 {
@@ -275,10 +278,12 @@ fn unix_account_uid(name: &str) -> Option<u32> {
     (rc == 0 && !result.is_null()).then_some(entry.pw_uid)
 }
 
-/// Checks whether a `szVersion` parses as `G,M,m` with G below 6. An empty or unparsable
-/// version counts as new enough, and real clients send such a one (`11.0.2`).
+/// Checks whether a `szVersion` parses as `G,M,m` with G below 6, after removing an
+/// optional leading `0,`. An empty or unparsable version counts as new enough, and real
+/// clients send such a one (`11.0.2`).
 fn version_too_old(version: Option<&str>) -> bool {
     let Some(version) = version else { return false };
+    let version = version.strip_prefix("0,").unwrap_or(version);
     let numbers: Vec<Option<u32>> = version.split(',').take(3).map(|p| p.trim().parse().ok()).collect();
     match numbers.as_slice() {
         [Some(general), Some(_), Some(_)] => *general < 6,
@@ -533,6 +538,8 @@ mod tests {
     fn version_checks() {
         assert!(version_too_old(Some("5,0,0,0")));
         assert!(!version_too_old(Some("11,0,2,0")));
+        assert!(version_too_old(Some("0,5,0,0")));
+        assert!(!version_too_old(Some("0,11,0,2")));
         assert!(!version_too_old(Some("11.0.2")));
         assert!(!version_too_old(Some("")));
         assert!(!version_too_old(None));

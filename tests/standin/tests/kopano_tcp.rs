@@ -388,3 +388,10 @@ fn read_reply_head_only(stream: &mut std::net::TcpStream) -> String {
     }
     String::from_utf8_lossy(&raw).trim_end().to_string()
 }
+
+#[test]
+fn impersonation_without_rights_fails() {
+    let server = server();
+    let body = logon("bob", "plain", 1).replace("<szImpersonateUser></szImpersonateUser>", "<szImpersonateUser>alice</szImpersonateUser>");
+    assert_eq!(post_tcp(server.tcp_addr().unwrap(), &body).er(), LOGON_FAILED);
+}
