@@ -46,7 +46,12 @@ pub(crate) struct ListenerSlot {
 
 impl ListenerSlot {
     pub(crate) fn bind_tcp(addr: SocketAddr) -> io::Result<Self> {
-        let listener = TcpListener::bind(addr)?;
+        let listener = TcpListener::bind(addr).map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!("binding the TCP listener on {addr} failed: {error}; choose a free loopback port or port 0"),
+            )
+        })?;
         let bound = listener.local_addr()?;
         listener.set_nonblocking(true)?;
         Ok(ListenerSlot {
@@ -56,7 +61,15 @@ impl ListenerSlot {
     }
 
     pub(crate) fn bind_unix(path: &Path) -> io::Result<Self> {
-        let listener = bind_unix_listener(path)?;
+        let listener = bind_unix_listener(path).map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!(
+                    "binding the Unix socket {} failed: {error}; check that its directory exists and is writable",
+                    path.display()
+                ),
+            )
+        })?;
         Ok(ListenerSlot {
             address: BindAddress::Unix(path.to_path_buf()),
             listener: Mutex::new(Some(Listener::Unix(listener))),

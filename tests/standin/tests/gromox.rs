@@ -248,3 +248,10 @@ fn missing_request_id_gets_code_3() {
     stream.write_all(request.as_bytes()).unwrap();
     assert_eq!(read_reply(&mut stream).unwrap().header("X-ResponseCode"), Some("3"));
 }
+
+#[test]
+fn user_name_with_colon_never_logs_on() {
+    let server = Server::start(Config::mapihttp().user("we:ird@example.test", "pw").failure_delay(DELAY)).unwrap();
+    assert_eq!(ping_as(&server, "we:ird@example.test", "pw").0.status, 401);
+    assert_eq!(server.logons()[0].username, "we");
+}

@@ -215,3 +215,10 @@ fn unix_url_and_socket_removed_on_drop() {
     drop(server);
     assert!(!path.exists());
 }
+
+#[test]
+fn missing_socket_directory_named_in_error() {
+    let path = std::path::Path::new("/nonexistent-kopano-standin-dir/server.sock");
+    let error = Server::start(Config::soap().tcp(None).unix(path)).err().unwrap();
+    assert!(error.to_string().contains("/nonexistent-kopano-standin-dir/server.sock"), "{error}");
+}
