@@ -486,3 +486,13 @@ impl Drop for Server {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn server_is_send_and_sync() {
+        assert_send_sync::<super::Server>();
+    }
+}

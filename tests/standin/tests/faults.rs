@@ -272,3 +272,29 @@ fn drop_ends_stalled_connections() {
     let (bytes, _) = read_all(&mut stream);
     assert!(bytes.is_empty());
 }
+
+#[test]
+fn stall_applies_to_unix_socket() {
+    let path = socket_path("stall");
+    let server = Server::start(Config::soap().tcp(None).user("bob", "plain").unix(&path)).unwrap();
+    server.set_fault(Fault::Stall);
+    let mut stream = unix(&path);
+    stream.write_all(&post_request("/", &logon("bob", "plain", 1))).unwrap();
+    stream.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut byte = [0u8; 1];
+    let error = stream.read(&mut byte).unwrap_err();
+    assert!(matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut), "{error:?}");
+    assert_eq!(server.open_connections(), 1);
+}
+
+#[test]
+fn faults_apply_in_gromox_mode() {
+    let server = Server::start(Config::mapihttp().user("alice@example.test", "pw")).unwrap();
+    server.set_fault(Fault::Status503Html);
+    let mut stream = tcp(server.tcp_addr().unwrap());
+    let request = "POST /mapi/emsmdb/?MailboxId=alice@example.test HTTP/1.1\r\nHost: x\r\n\
+                   Authorization: Basic YWxpY2VAZXhhbXBsZS50ZXN0OnB3\r\nX-RequestType: PING\r\n\
+                   X-RequestId: {1}:1\r\nX-ClientInfo: {2}:1\r\nContent-Length: 0\r\n\r\n";
+    stream.write_all(request.as_bytes()).unwrap();
+    assert_eq!(read_reply(&mut stream).unwrap().status, 503);
+}
