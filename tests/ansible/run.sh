@@ -1,0 +1,406 @@
+#!/bin/bash
+# End-to-end test of the Ansible role pam_mapi.
+#
+# For Postfix and then Sendmail: builds a Debian 12 root with mmdebstrap,
+# boots it with systemd-nspawn on a private network, applies the role through
+# the community.docker.nsenter connection, and checks SMTP AUTH through
+# saslauthd, PAM and pam_mapi against the stand-in Kopano server that runs
+# inside the container. Also runs ansible-lint and renders the EL 9
+# configuration. Needs root on Debian 12; prints one PASS/FAIL line per check
+# and exits non-zero when a check failed.
+#
+# Environment:
+#   PAM_MAPI_DEB          libpam-mapi .deb to install (default: the newest
+#                         target/debian/libpam-mapi_*_amd64.deb, built with
+#                         "cargo deb" when there is none)
+#   KOPANO_STANDIN        kopano-standin binary (default: built with cargo)
+#   PAM_MAPI_ANSIBLE_WORK work and cache directory (default: /tmp/pam_mapi-ansible)
+#   CARGO_TARGET_DIR      cargo's target directory (default: target/)
+
+set -u -o pipefail
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+TEST_DIR=$REPO/tests/ansible
+ROLE_DIR=$REPO/ansible
+WORK=${PAM_MAPI_ANSIBLE_WORK:-/tmp/pam_mapi-ansible}
+TARGET=${CARGO_TARGET_DIR:-$REPO/target}
+DEBIAN_MIRROR=http://deb.debian.org/debian
+STANDIN_SOCKET=/run/kopano-standin/server.sock
+
+passed=0
+failed=0
+nspawn_pid=""
+leader=""
+
+pass() { echo "PASS: $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL: $1"; failed=$((failed + 1)); }
+log() { echo "--- $*"; }
+
+# check NAME COMMAND...: PASS when COMMAND exits 0. Its output goes to the
+# log file, which is printed on failure.
+check() {
+    local name=$1
+    shift
+    if "$@" > "$WORK/check.log" 2>&1; then
+        pass "$name"
+    else
+        fail "$name"
+        sed 's/^/    /' "$WORK/check.log" | tail -n 30
+    fi
+}
+
+finish() {
+    stop_container
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+    exit $?
+}
+
+# --- Tools ---------------------------------------------------------------------
+
+install_tools() {
+    local missing=()
+    command -v mmdebstrap > /dev/null || missing+=(mmdebstrap)
+    command -v systemd-nspawn > /dev/null || missing+=(systemd-container)
+    command -v ansible-playbook > /dev/null || missing+=(ansible)
+    command -v nc > /dev/null || missing+=(netcat-openbsd)
+    python3 -c 'import venv, ensurepip' 2> /dev/null || missing+=(python3-venv)
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]}"
+        apt-get update -q > "$WORK/apt.log" 2>&1 &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+                "${missing[@]}" >> "$WORK/apt.log" 2>&1 ||
+            { cat "$WORK/apt.log"; return 1; }
+    fi
+
+    if [ ! -x "$WORK/lint-venv/bin/ansible-lint" ]; then
+        log "installing ansible-lint into $WORK/lint-venv"
+        python3 -m venv "$WORK/lint-venv" &&
+            "$WORK/lint-venv/bin/pip" install -q 'ansible-lint==26.10.1' > "$WORK/pip.log" 2>&1 ||
+            { cat "$WORK/pip.log"; return 1; }
+    fi
+}
+
+# Finds or builds the libpam-mapi package and the stand-in server binary.
+find_artifacts() {
+    if [ -z "${PAM_MAPI_DEB:-}" ]; then
+        PAM_MAPI_DEB=$(ls -t "$TARGET"/debian/libpam-mapi_*_amd64.deb 2> /dev/null | head -n 1)
+    fi
+    if [ -z "$PAM_MAPI_DEB" ]; then
+        log "building libpam-mapi with cargo deb"
+        command -v cargo-deb > /dev/null || cargo install cargo-deb --locked -q || return 1
+        (cd "$REPO" && cargo deb -q) || return 1
+        PAM_MAPI_DEB=$(ls -t "$TARGET"/debian/libpam-mapi_*_amd64.deb | head -n 1)
+    fi
+
+    if [ -z "${KOPANO_STANDIN:-}" ]; then
+        log "building kopano-standin"
+        (cd "$REPO" && cargo build -q -p kopano-standin --bin kopano-standin) || return 1
+        KOPANO_STANDIN=$TARGET/debug/kopano-standin
+    fi
+
+    log "package: $PAM_MAPI_DEB"
+    log "stand-in server: $KOPANO_STANDIN"
+    [ -f "$PAM_MAPI_DEB" ] && [ -x "$KOPANO_STANDIN" ]
+}
+
+# --- Container root and boot ---------------------------------------------------
+
+# Packages of the container root: systemd to boot, python3-apt for Ansible's
+# apt module, everything the role installs (the booted container has no
+# mirror), and swaks with its TLS modules for the checks.
+COMMON_PACKAGES=systemd,systemd-sysv,dbus,python3,python3-apt,iproute2,procps,sasl2-bin,libsasl2-modules,swaks,libnet-ssleay-perl,libio-socket-ssl-perl,ca-certificates,openssl,ssl-cert,netbase
+MTA_PACKAGES_postfix=postfix
+MTA_PACKAGES_sendmail=sendmail-bin,sendmail-cf,m4,make
+
+# Writes the root's host name before the packages configure: Sendmail stalls
+# for 60 s and skips its AUTH setup when the host name does not resolve.
+HOSTS_HOOK='printf "127.0.0.1 localhost\n127.0.1.1 mail.example.test mail\n" > "$1/etc/hosts"; echo mail > "$1/etc/hostname"'
+
+# Builds (once, cached by package list) the root tarball for an MTA.
+build_rootfs() {
+    local mta=$1 packages tarball partial key
+    packages=$COMMON_PACKAGES,$(eval echo "\$MTA_PACKAGES_$mta")
+    key=$(echo "$packages $HOSTS_HOOK" | sha256sum | cut -c1-12)
+    tarball=$WORK/rootfs-$mta-$key.tar
+    # mmdebstrap picks the output format from the file name's extension.
+    partial=$WORK/partial-$mta-$key.tar
+    if [ ! -s "$tarball" ]; then
+        log "building the $mta root with mmdebstrap"
+        unshare --uts sh -c 'hostname mail.example.test && exec "$@"' sh \
+            mmdebstrap --variant=apt --include="$packages" \
+            --essential-hook="$HOSTS_HOOK" \
+            bookworm "$partial" "$DEBIAN_MIRROR" > "$WORK/mmdebstrap-$mta.log" 2>&1 ||
+            { tail -n 30 "$WORK/mmdebstrap-$mta.log"; rm -rf "$partial"; return 1; }
+        mv "$partial" "$tarball"
+    fi
+    ROOTFS_TAR=$tarball
+}
+
+# Unpacks the root and installs the stand-in server as a systemd unit.
+prepare_root() {
+    local root=$1
+    rm -rf "$root"
+    mkdir -p "$root"
+    tar -C "$root" -xf "$ROOTFS_TAR" || return 1
+
+    install -m 0755 "$KOPANO_STANDIN" "$root/usr/local/bin/kopano-standin"
+    cat > "$root/etc/systemd/system/kopano-standin.service" <<UNIT
+[Unit]
+Description=Stand-in Kopano server for the pam_mapi role test
+
+[Service]
+ExecStart=/usr/local/bin/kopano-standin --listen 127.0.0.1:2360 --unix $STANDIN_SOCKET --user alice:secret
+RuntimeDirectory=kopano-standin
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+    ln -sf /etc/systemd/system/kopano-standin.service \
+        "$root/etc/systemd/system/multi-user.target.wants/kopano-standin.service"
+}
+
+# Runs a command inside the booted container.
+in_ct() {
+    nsenter -t "$leader" -a "$@"
+}
+
+boot_container() {
+    local root=$1 name=$2 i state
+    systemd-nspawn -D "$root" -M "$name" -b --register=no --keep-unit \
+        --private-network --console=pipe > "$WORK/nspawn-$name.log" 2>&1 < /dev/null &
+    nspawn_pid=$!
+
+    for i in $(seq 1 100); do
+        leader=$(pgrep -P "$nspawn_pid" -x systemd | head -n 1)
+        if [ -n "$leader" ]; then
+            state=$(in_ct systemctl is-system-running 2> /dev/null)
+            case $state in running | degraded) break ;; esac
+        fi
+        sleep 0.2
+    done
+    log "container $name: leader $leader, state ${state:-unknown}"
+
+    for i in $(seq 1 50); do
+        in_ct test -S "$STANDIN_SOCKET" && return 0
+        sleep 0.2
+    done
+    echo "the stand-in server did not create $STANDIN_SOCKET" >&2
+    in_ct journalctl -u kopano-standin --no-pager | tail -n 20
+    return 1
+}
+
+stop_container() {
+    if [ -n "$nspawn_pid" ]; then
+        kill -TERM "$nspawn_pid" 2> /dev/null
+        wait "$nspawn_pid" 2> /dev/null
+        nspawn_pid=""
+        leader=""
+    fi
+}
+
+# --- Ansible -------------------------------------------------------------------
+
+write_inventory() {
+    cat > "$WORK/inventory.ini" <<INV
+[containers]
+ct ansible_connection=community.docker.nsenter ansible_nsenter_pid=$leader ansible_python_interpreter=/usr/bin/python3
+INV
+}
+
+# playbook NAME PLAYBOOK ARGS...: runs ansible-playbook, keeps the output in
+# $WORK/NAME.log and the PLAY RECAP counters in RECAP.
+playbook() {
+    local name=$1 rc
+    shift
+    ANSIBLE_ROLES_PATH=$ROLE_DIR/roles ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1 \
+        ANSIBLE_HOST_KEY_CHECKING=0 ANSIBLE_RETRY_FILES_ENABLED=0 \
+        ansible-playbook -i "$WORK/inventory.ini" "$@" > "$WORK/$name.log" 2>&1
+    rc=$?
+    RECAP=$(grep -E '^ct +:' "$WORK/$name.log")
+    return $rc
+}
+
+playbook_ok() {
+    local name=$1
+    shift
+    if playbook "$name" "$@"; then
+        pass "$name"
+    else
+        fail "$name"
+        grep -E -B2 -A12 'fatal:|ERROR!|FAILED!' "$WORK/$name.log" | head -n 60
+        return 1
+    fi
+}
+
+expect_no_change() {
+    local name=$1
+    if echo "$RECAP" | grep -q 'changed=0 .*failed=0'; then
+        pass "$name"
+    else
+        fail "$name: $RECAP"
+        grep -E '^(changed|TASK)' "$WORK/$2.log" | grep -B1 '^changed' | head -n 20
+    fi
+}
+
+# --- SMTP checks -----------------------------------------------------------------
+
+# swaks_auth MECHANISM PASSWORD [swaks options]: AUTH against the MTA on the
+# container's loopback; prints swaks' output and returns its exit code.
+swaks_auth() {
+    local mechanism=$1 password=$2
+    shift 2
+    in_ct swaks --server 127.0.0.1:25 --auth "$mechanism" --auth-user alice \
+        --auth-password "$password" --to postmaster@example.test --quit-after AUTH "$@"
+}
+
+# Succeeds when swaks got 235 and exited 0.
+auth_accepted() {
+    local output rc
+    output=$(swaks_auth "$@" 2>&1)
+    rc=$?
+    echo "$output"
+    echo "$output" | grep -qE '^<[~*]* +235 ' && [ "$rc" -eq 0 ]
+}
+
+# Succeeds when swaks got 535 and exited non-zero.
+auth_rejected() {
+    local output rc
+    output=$(swaks_auth "$@" 2>&1)
+    rc=$?
+    echo "$output"
+    echo "$output" | grep -qE '^<[~*]* +535 ' && [ "$rc" -ne 0 ]
+}
+
+# Succeeds when AUTH did not succeed, whatever the reply.
+auth_not_accepted() {
+    local output rc
+    output=$(swaks_auth "$@" 2>&1)
+    rc=$?
+    echo "$output"
+    ! echo "$output" | grep -qE '^<[~*]* +235 ' && [ "$rc" -ne 0 ]
+}
+
+testsaslauthd_ok() {
+    in_ct testsaslauthd -u alice -p "$1" -s smtp -f "$2/mux"
+}
+
+testsaslauthd_fails() {
+    ! in_ct testsaslauthd -u alice -p "$1" -s smtp -f "$2/mux"
+}
+
+# --- One MTA, end to end ---------------------------------------------------------
+
+run_mta() {
+    local mta=$1 stack=$2 socket_dir=$3
+    local extra=(-e "pam_mapi_mta=$mta" -e "pam_mapi_pam_stack=$stack" -e "pam_mapi_package_file=$PAM_MAPI_DEB")
+
+    log "$mta with the $stack PAM stack"
+    build_rootfs "$mta" || { fail "$mta: build the container root"; return; }
+    prepare_root "$WORK/ct-$mta" || { fail "$mta: unpack the container root"; return; }
+    boot_container "$WORK/ct-$mta" "pam-mapi-$mta" || { fail "$mta: boot the container"; stop_container; return; }
+    write_inventory
+
+    playbook_ok "$mta: check mode on a fresh host" "$TEST_DIR/e2e.yml" --check "${extra[@]}"
+    playbook_ok "$mta: first run" "$TEST_DIR/e2e.yml" "${extra[@]}" || { stop_container; return; }
+
+    check "$mta: testsaslauthd right password" testsaslauthd_ok secret "$socket_dir"
+    check "$mta: testsaslauthd wrong password" testsaslauthd_fails wrong "$socket_dir"
+    check "$mta: AUTH PLAIN right password -> 235" auth_accepted PLAIN secret --tls
+    check "$mta: AUTH LOGIN right password -> 235" auth_accepted LOGIN secret --tls
+    check "$mta: AUTH PLAIN wrong password -> 535" auth_rejected PLAIN wrong --tls
+    check "$mta: AUTH LOGIN wrong password -> 535" auth_rejected LOGIN wrong --tls
+    check "$mta: AUTH without STARTTLS refused" auth_not_accepted PLAIN secret
+
+    playbook_ok "$mta: second run" "$TEST_DIR/e2e.yml" "${extra[@]}" &&
+        expect_no_change "$mta: second run changed=0" "$mta: second run"
+    playbook_ok "$mta: check mode after convergence" "$TEST_DIR/e2e.yml" --check --diff "${extra[@]}" &&
+        expect_no_change "$mta: check mode changed=0" "$mta: check mode after convergence"
+
+    in_ct systemctl stop kopano-standin
+    check "$mta: testsaslauthd with server stopped fails" testsaslauthd_fails secret "$socket_dir"
+    check "$mta: AUTH PLAIN with server stopped not 235" auth_not_accepted PLAIN secret --tls
+    check "$mta: AUTH LOGIN with server stopped not 235" auth_not_accepted LOGIN secret --tls
+
+    render_el "$mta"
+    stop_container
+}
+
+# --- EL 9 rendering ----------------------------------------------------------------
+
+# Renders the role with the EL variables into /srv/el in the running
+# container (its /tmp is a fresh tmpfs), then checks the files with the container's postconf or m4.
+render_el() {
+    local mta=$1 dest=/srv/el
+    local root=$WORK/ct-$mta
+    rm -rf "$root$dest"
+    mkdir -p "$root$dest"/etc/{security,pam.d,sysconfig,sasl2,postfix,mail}
+    cp "$TEST_DIR/fixtures/el9-main.cf" "$root$dest/etc/postfix/main.cf"
+    cp "$TEST_DIR/fixtures/el9-sendmail.mc" "$root$dest/etc/mail/sendmail.mc"
+
+    playbook_ok "EL 9 $mta: render" "$TEST_DIR/render_el.yml" \
+        -e "pam_mapi_mta=$mta" -e "pam_mapi_destdir=$dest" || return
+
+    check "EL 9 $mta: pam_mapi.conf lists the server" \
+        grep -qx 'socket = https://kopano.example.test:237/kopano' "$root$dest/etc/security/pam_mapi.conf"
+    check "EL 9 $mta: pam_mapi.conf lists the services" \
+        grep -qx 'service = imap|pop3' "$root$dest/etc/security/pam_mapi.conf"
+    check "EL 9 $mta: PAM file is smtp.$mta" \
+        grep -qE '^auth +required +pam_mapi.so try_first_pass$' "$root$dest/etc/pam.d/smtp.$mta"
+    check "EL 9 $mta: system stack includes password-auth" \
+        grep -qE '^auth +include +password-auth$' "$root$dest/etc/pam.d/smtp-system"
+    check "EL 9 $mta: saslauthd uses PAM" \
+        grep -qx 'MECH=pam' "$root$dest/etc/sysconfig/saslauthd"
+    check "EL 9 $mta: saslauthd socket in /run/saslauthd" \
+        grep -qx 'SOCKETDIR=/run/saslauthd' "$root$dest/etc/sysconfig/saslauthd"
+
+    if [ "$mta" = postfix ]; then
+        check "EL 9 postfix: smtpd.conf points to saslauthd" \
+            grep -qx 'saslauthd_path: /run/saslauthd/mux' "$root$dest/etc/sasl2/smtpd.conf"
+        check "EL 9 postfix: postconf reads main.cf without warnings" \
+            sh -c "[ -z \"\$(nsenter -t $leader -a postconf -c $dest/etc/postfix -n 2>&1 >/dev/null)\" ]"
+        check "EL 9 postfix: smtpd_sasl_auth_enable = yes" \
+            sh -c "nsenter -t $leader -a postconf -c $dest/etc/postfix smtpd_sasl_auth_enable | grep -qx 'smtpd_sasl_auth_enable = yes'"
+        check "EL 9 postfix: smtpd_tls_auth_only = yes" \
+            sh -c "nsenter -t $leader -a postconf -c $dest/etc/postfix smtpd_tls_auth_only | grep -qx 'smtpd_tls_auth_only = yes'"
+        check "EL 9 postfix: certificate is postfix.pem" \
+            sh -c "nsenter -t $leader -a postconf -c $dest/etc/postfix smtpd_tls_cert_file | grep -qx 'smtpd_tls_cert_file = /etc/pki/tls/certs/postfix.pem'"
+    else
+        # EL's sendmail.mc includes cf.m4 from sendmail-cf's directory.
+        in_ct ln -sfn /usr/share/sendmail/cf /usr/share/sendmail-cf
+        check "EL 9 sendmail: Sendmail.conf points to saslauthd" \
+            grep -qx 'saslauthd_path: /run/saslauthd/mux' "$root$dest/etc/sasl2/Sendmail.conf"
+        check "EL 9 sendmail: m4 builds sendmail.cf" \
+            sh -c "nsenter -t $leader -a m4 $dest/etc/mail/sendmail.mc > '$root$dest/etc/mail/sendmail.cf'"
+        check "EL 9 sendmail: AuthMechanisms=PLAIN LOGIN" \
+            grep -qx 'O AuthMechanisms=PLAIN LOGIN' "$root$dest/etc/mail/sendmail.cf"
+        check "EL 9 sendmail: AuthOptions has p" \
+            grep -qE '^O AuthOptions=A,? ?p$' "$root$dest/etc/mail/sendmail.cf"
+        check "EL 9 sendmail: ServerCertFile is sendmail.pem" \
+            grep -qx 'O ServerCertFile=/etc/pki/tls/certs/sendmail.pem' "$root$dest/etc/mail/sendmail.cf"
+        check "EL 9 sendmail: block precedes the mailers" \
+            sh -c "grep -n -e 'confAUTH_MECHANISMS' -e '^MAILER(smtp)' '$root$dest/etc/mail/sendmail.mc' | head -n 1 | grep -q confAUTH_MECHANISMS"
+    fi
+}
+
+# --- Main ----------------------------------------------------------------------------
+
+main() {
+    mkdir -p "$WORK"
+    trap 'stop_container' EXIT
+    trap 'echo "interrupted"; finish' INT TERM
+
+    install_tools || { fail "install the test tools"; finish; }
+    find_artifacts || { fail "find libpam-mapi and kopano-standin"; finish; }
+
+    check "ansible-lint (production profile)" \
+        env -C "$ROLE_DIR" NO_COLOR=1 "$WORK/lint-venv/bin/ansible-lint" --offline --profile production \
+        site.yml roles/pam_mapi "$TEST_DIR/e2e.yml" "$TEST_DIR/render_el.yml"
+
+    run_mta postfix kopano_only /var/spool/postfix/var/run/saslauthd
+    run_mta sendmail kopano_and_system /var/run/saslauthd
+
+    finish
+}
+
+main "$@"
