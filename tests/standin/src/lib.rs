@@ -290,6 +290,8 @@ pub(crate) struct Shared {
     pub logons: Mutex<Vec<LogonRecord>>,
     pub counts: Mutex<HashMap<String, usize>>,
     pub sessions: Mutex<HashMap<u64, Session>>,
+    /// Gromox MAPI over HTTP sessions from Connect or Bind: `sid` cookie and user name.
+    pub mapi_sessions: Mutex<HashMap<String, String>>,
     /// Gromox bans: lower-case user name and the time the ban ends.
     pub bans: Mutex<HashMap<String, Instant>>,
     pub stop: AtomicBool,
@@ -373,6 +375,7 @@ impl Server {
             logons: Mutex::new(Vec::new()),
             counts: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
+            mapi_sessions: Mutex::new(HashMap::new()),
             bans: Mutex::new(HashMap::new()),
             stop: AtomicBool::new(false),
             connections: net::ConnectionTable::default(),
@@ -454,9 +457,10 @@ impl Server {
         lock(&self.shared.logons).clone()
     }
 
-    /// Number of live sessions in the Kopano session table.
+    /// Number of live sessions: Kopano's session table, or the Gromox sessions that MAPI
+    /// over HTTP Connect and Bind requests created (a PING creates none).
     pub fn registered_sessions(&self) -> usize {
-        lock(&self.shared.sessions).len()
+        lock(&self.shared.sessions).len() + lock(&self.shared.mapi_sessions).len()
     }
 
     /// Number of requests received for a method: `logon`, `logoff`, `getUser`, any other

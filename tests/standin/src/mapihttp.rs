@@ -3,7 +3,7 @@
 //! per-user ban.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 
@@ -16,17 +16,39 @@ use crate::{faults, lock, LogonRecord, Shared};
 const MAX_PASSWORD_BYTES: usize = 127;
 const SERVER_APPLICATION: &str = "Exchange/15.00.0847.4040";
 
-/// MAPI over HTTP X-ResponseCode values as Gromox 3.10 sends them.
-const RESPONSE_SUCCESS: u32 = 0;
-const RESPONSE_MISSING_HEADER: u32 = 3;
-const RESPONSE_INVALID_REQUEST_TYPE: u32 = 5;
-const RESPONSE_MISSING_COOKIE: u32 = 6;
+/// X-ResponseCode values of Gromox 3.10 (`resp_code` in exch/mh/mh_common.hpp). They
+/// differ from the numbers in the MS-OXCMAPIHTTP specification.
+#[derive(Clone, Copy)]
+enum ResponseCode {
+    InvalidVerb = 1,
+    InvalidContextCookie = 2,
+    MissingHeader = 3,
+    NoPrivilege = 4,
+    InvalidRequestBody = 5,
+    MissingCookie = 6,
+    InvalidRequestType = 8,
+}
+
+impl ResponseCode {
+    fn text(self) -> &'static str {
+        match self {
+            ResponseCode::InvalidVerb => "The request has an invalid verb.",
+            ResponseCode::InvalidContextCookie => "The request has an invalid session context cookie.",
+            ResponseCode::MissingHeader => "The request has a missing required header.",
+            ResponseCode::NoPrivilege => "The client has no privileges to the Session Context.",
+            ResponseCode::InvalidRequestBody => "The request body is invalid.",
+            ResponseCode::MissingCookie => "The request is missing a required cookie.",
+            ResponseCode::InvalidRequestType => "Invalid request type for this endpoint.",
+        }
+    }
+}
 
 enum Credentials {
     Absent,
     /// Not Basic, not base64, or no colon: no login is attempted.
     Malformed,
-    Basic { username: Vec<u8>, password: Vec<u8> },
+    /// The decoded parts and the base64 token as sent.
+    Basic { username: Vec<u8>, password: Vec<u8>, token: String },
 }
 
 fn parse_authorization(request: &Request) -> Credentials {
@@ -43,14 +65,27 @@ fn parse_authorization(request: &Request) -> Credentials {
         Some(colon) => Credentials::Basic {
             username: decoded[..colon].to_vec(),
             password: decoded[colon + 1..].to_vec(),
+            token: token.trim().to_string(),
         },
         None => Credentials::Malformed,
     }
 }
 
+/// Per-connection state that Gromox keeps in its HTTP context.
+#[derive(Default)]
+struct ConnectionState {
+    /// Authentication failures on this connection (`auth_times`).
+    failures: u32,
+    /// The last Basic token that succeeded and when; Gromox reuses that result for the
+    /// same token for one minute (`http_basic_auth_cred_caching`) without checking again.
+    accepted_token: Option<(String, Instant)>,
+}
+
+/// How long Gromox 3.10 reuses a successful Basic authentication on one connection.
+const CREDENTIAL_CACHE: Duration = Duration::from_secs(60);
+
 pub(crate) fn serve(shared: &Arc<Shared>, connection: &mut Connection, peer: &Peer) {
-    // Gromox counts authentication failures per connection.
-    let mut failures = 0u32;
+    let mut state = ConnectionState::default();
     loop {
         let request = match connection.read_request(false, shared.config.max_request_bytes) {
             ReadOutcome::Request(request) => request,
@@ -61,7 +96,7 @@ pub(crate) fn serve(shared: &Arc<Shared>, connection: &mut Connection, peer: &Pe
             }
         };
         let fault = shared.current_fault();
-        let Some(response) = handle(shared, &request, peer, &mut failures) else { return };
+        let Some(response) = handle(shared, &request, peer, &mut state) else { return };
         let keep_alive = !response.close;
         if !faults::send(shared, connection, response, &fault) || !keep_alive {
             return;
@@ -69,31 +104,38 @@ pub(crate) fn serve(shared: &Arc<Shared>, connection: &mut Connection, peer: &Pe
     }
 }
 
-/// Builds the response to one request, or returns None if the server stopped during the failure delay.
-fn handle(shared: &Shared, request: &Request, peer: &Peer, failures: &mut u32) -> Option<Response> {
+/// Builds the response to one request, or returns None if the server stopped during the
+/// failure delay.
+fn handle(shared: &Shared, request: &Request, peer: &Peer, state: &mut ConnectionState) -> Option<Response> {
     let close = request.wants_close();
     shared.count(request.header("X-RequestType").unwrap_or(&request.method));
 
-    let authenticated = match parse_authorization(request) {
-        Credentials::Absent | Credentials::Malformed => false,
-        Credentials::Basic { username, password } => {
+    let user = match parse_authorization(request) {
+        Credentials::Absent | Credentials::Malformed => None,
+        Credentials::Basic { username, password, token } => {
+            let cached = state
+                .accepted_token
+                .as_ref()
+                .is_some_and(|(accepted, at)| *accepted == token && at.elapsed() < CREDENTIAL_CACHE);
             // Wrong credentials are rejected before routing, so every path returns 401.
-            if !check_credentials(shared, peer, &username, &password, failures)? {
+            if !cached && !check_credentials(shared, peer, &username, &password, &mut state.failures)? {
                 return Some(unauthorized(close));
             }
-            true
+            if !cached {
+                state.accepted_token = Some((token, Instant::now()));
+            }
+            Some(String::from_utf8_lossy(&username).into_owned())
         }
     };
+    let authenticated = user.is_some();
 
     let path = request.target.to_ascii_lowercase();
     let method = request.method.to_ascii_uppercase();
-    let response = if path.starts_with("/mapi/emsmdb/?mailboxid=") || path.starts_with("/mapi/nspi/?mailboxid=") {
-        if !authenticated {
-            unauthorized(close)
-        } else if method != "POST" {
-            plain_status(405, close)
-        } else {
-            mapi_response(request, path.starts_with("/mapi/nspi/"), close)
+    let mapi = path.starts_with("/mapi/emsmdb/?mailboxid=") || path.starts_with("/mapi/nspi/?mailboxid=");
+    let response = if mapi && method == "POST" {
+        match &user {
+            None => unauthorized(close),
+            Some(user) => mapi_response(shared, request, user, path.starts_with("/mapi/nspi/"), close),
         }
     } else if path.starts_with("/ews/exchange.asmx") {
         if method == "GET" {
@@ -118,6 +160,7 @@ fn handle(shared: &Shared, request: &Request, peer: &Peer, failures: &mut u32) -
             rpc_echo(close)
         }
     } else {
+        // Includes MAPI paths with another method: no Gromox module takes them.
         plain_status(404, close)
     };
     Some(response)
@@ -240,64 +283,136 @@ fn xml_response(status: u16, body: String, close: bool) -> Response {
     Response { status, reason: crate::http::reason_phrase(status), headers, body: body.into_bytes(), close }
 }
 
-/// EMSMDB or NSPI request with valid credentials.
-fn mapi_response(request: &Request, nspi: bool, close: bool) -> Response {
-    let request_type = request.header("X-RequestType").unwrap_or("").to_string();
-    let request_id = request.header("X-RequestId").unwrap_or("").to_string();
-    let client_info = request.header("X-ClientInfo").unwrap_or("").to_string();
-    let code = if request_type.is_empty() || request_id.is_empty() || client_info.is_empty() {
-        RESPONSE_MISSING_HEADER
-    } else if (!nspi && request_type.eq_ignore_ascii_case("Connect"))
-        || (nspi && request_type.eq_ignore_ascii_case("Bind"))
-    {
-        RESPONSE_SUCCESS
-    } else if KNOWN_REQUEST_TYPES.iter().any(|t| t.eq_ignore_ascii_case(&request_type)) {
-        // TODO: requests that carry a session cookie from Connect or Bind are not
-        // tracked; every request other than Connect and Bind counts as cookie-less.
-        RESPONSE_MISSING_COOKIE
-    } else {
-        RESPONSE_INVALID_REQUEST_TYPE
-    };
-    let shown_type = if nspi && code == RESPONSE_SUCCESS { request_type.to_ascii_lowercase() } else { request_type };
-    let date = http_date(SystemTime::now());
-    let mut headers = vec![
-        ("Cache-Control".to_string(), "private".to_string()),
-        ("Content-Type".to_string(), "application/mapi-http".to_string()),
-        ("X-RequestType".to_string(), shown_type),
-        ("X-RequestId".to_string(), request_id),
-        ("X-ClientInfo".to_string(), client_info),
-        ("X-ResponseCode".to_string(), code.to_string()),
-    ];
-    if code != RESPONSE_SUCCESS {
-        // NOTE: Gromox's headers for a non-zero X-ResponseCode were not captured byte for
-        // byte; this keeps the captured Connect layout and sends an empty body.
-        headers.push(("X-ServerApplication".to_string(), SERVER_APPLICATION.to_string()));
-        headers.push(("Date".to_string(), date));
-        headers.push(("Content-Length".to_string(), "0".to_string()));
-        if close {
-            headers.push(("Connection".to_string(), "close".to_string()));
+/// Builds Gromox 3.10's response to an EMSMDB or NSPI request with valid credentials
+/// (`MhEmsmdbPlugin::process`, `MhNspPlugin::process`): header checks, then the session
+/// cookie, then the request type.
+fn mapi_response(shared: &Shared, request: &Request, user: &str, nspi: bool, close: bool) -> Response {
+    let request_type = request.header("X-RequestType").unwrap_or("");
+    let request_id = request.header("X-RequestId").unwrap_or("");
+    let client_info = request.header("X-ClientInfo").unwrap_or("");
+    if request_type.is_empty() {
+        return error_response(ResponseCode::InvalidVerb, close);
+    }
+    if request_id.is_empty() || client_info.is_empty() {
+        return error_response(ResponseCode::MissingHeader, close);
+    }
+    let is = |name: &str| request_type.eq_ignore_ascii_case(name);
+    let opening_type = if nspi { "Bind" } else { "Connect" };
+
+    let session_id = match cookie(request, "sid") {
+        None if request.header("Cookie").is_none() => {
+            if !is(opening_type) {
+                return error_response(ResponseCode::MissingCookie, close);
+            }
+            None
         }
-        return Response { status: 200, reason: "OK", headers, body: Vec::new(), close };
+        None => return error_response(ResponseCode::InvalidContextCookie, close),
+        Some(sid) => match lock(&shared.mapi_sessions).get(&sid) {
+            None => return error_response(ResponseCode::InvalidContextCookie, close),
+            Some(owner) if !owner.eq_ignore_ascii_case(user) => {
+                return error_response(ResponseCode::NoPrivilege, close)
+            }
+            Some(_) => Some(sid),
+        },
+    };
+
+    let date = http_date(SystemTime::now());
+    if is("PING") {
+        let content = processing_text(&date);
+        let mut headers = common_headers("PING", request_id, client_info, session_id.as_deref(), &date);
+        headers.push(("Content-Length".to_string(), content.len().to_string()));
+        return Response { status: 200, reason: "OK", headers, body: content.into_bytes(), close };
+    }
+    if !is(opening_type) {
+        let known = if nspi { NSPI_REQUEST_TYPES.iter() } else { EMSMDB_REQUEST_TYPES.iter() }.any(|t| is(t));
+        // TODO: Execute, Disconnect, NotificationWait and the NSPI calls other than Bind
+        // are not implemented; a known type gets "invalid request body".
+        let code = if known { ResponseCode::InvalidRequestBody } else { ResponseCode::InvalidRequestType };
+        return error_response(code, close);
     }
 
-    headers.push(("X-PendingPeriod".to_string(), "30000".to_string()));
-    headers.push(("X-ExpirationInfo".to_string(), "900000".to_string()));
-    headers.push(("X-ServerApplication".to_string(), SERVER_APPLICATION.to_string()));
-    headers.push(("Date".to_string(), date.clone()));
-    headers.push(("Set-Cookie".to_string(), format!("sid={}", random_token())));
+    let session_id = session_id.unwrap_or_else(|| {
+        let sid = random_token();
+        lock(&shared.mapi_sessions).insert(sid.clone(), user.to_string());
+        sid
+    });
+    // Gromox 3.10's NSPI Bind response names the request type in lower case.
+    let shown_type = if nspi { "bind".to_string() } else { request_type.to_string() };
+    let mut headers = common_headers(&shown_type, request_id, client_info, Some(&session_id), &date);
     headers.push(("Transfer-Encoding".to_string(), "chunked".to_string()));
     headers.push(("Set-Cookie".to_string(), format!("sequence={}", random_guid())));
-    let mut payload = format!("PROCESSING\r\nDONE\r\nX-ElapsedTime: 0\r\nX-StartTime: {date}\r\n\r\n").into_bytes();
-    payload.extend_from_slice(&if nspi { bind_body() } else { connect_body() });
-    let mut body = format!("{:x}\r\n", payload.len()).into_bytes();
-    body.extend_from_slice(&payload);
+    let text = processing_text(&date);
+    let binary = if nspi { bind_body() } else { connect_body() };
+    let mut body = format!("{:x}\r\n{text}\r\n{:x}\r\n", text.len(), binary.len()).into_bytes();
+    body.extend_from_slice(&binary);
     body.extend_from_slice(b"\r\n0\r\n\r\n");
     Response { status: 200, reason: "OK", headers, body, close }
 }
 
-const KNOWN_REQUEST_TYPES: [&str; 14] = [
-    "PING", "Connect", "Execute", "Disconnect", "NotificationWait", "Bind", "Unbind", "CompareMIds",
-    "DNToMId", "GetMatches", "GetPropList", "GetProps", "QueryRows", "ResolveNames",
+/// The headers of every successful MAPI over HTTP response, in Gromox's order.
+fn common_headers(
+    request_type: &str,
+    request_id: &str,
+    client_info: &str,
+    session_id: Option<&str>,
+    date: &str,
+) -> Vec<(String, String)> {
+    let mut headers = vec![
+        ("Cache-Control".to_string(), "private".to_string()),
+        ("Content-Type".to_string(), "application/mapi-http".to_string()),
+        ("X-RequestType".to_string(), request_type.to_string()),
+        ("X-RequestId".to_string(), request_id.to_string()),
+        ("X-ClientInfo".to_string(), client_info.to_string()),
+        ("X-ResponseCode".to_string(), "0".to_string()),
+        ("X-PendingPeriod".to_string(), "30000".to_string()),
+        ("X-ExpirationInfo".to_string(), "900000".to_string()),
+        ("X-ServerApplication".to_string(), SERVER_APPLICATION.to_string()),
+        ("Date".to_string(), date.to_string()),
+    ];
+    if let Some(session_id) = session_id {
+        headers.push(("Set-Cookie".to_string(), format!("sid={session_id}")));
+    }
+    headers
+}
+
+/// The text part that precedes every MAPI over HTTP response body.
+fn processing_text(date: &str) -> String {
+    format!("PROCESSING\r\nDONE\r\nX-ElapsedTime: 0\r\nX-StartTime: {date}\r\n\r\n")
+}
+
+/// Value of one cookie in the request's Cookie header.
+fn cookie(request: &Request, name: &str) -> Option<String> {
+    request.header("Cookie")?.split(';').find_map(|pair| {
+        let (key, value) = pair.trim().split_once('=')?;
+        (key == name).then(|| value.to_string())
+    })
+}
+
+/// Gromox's `error_responsecode`: HTTP 200 with a non-zero X-ResponseCode and an HTML body.
+/// Gromox sends no Connection header here.
+fn error_response(code: ResponseCode, close: bool) -> Response {
+    let body = format!(
+        "<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\r\n<html><head>\r\n\
+         <title>MAPI OVER HTTP ERROR</title>\r\n</head><body>\r\n\
+         <h1>Diagnostic Information</h1>\r\n<p>{}</p>\r\n</body></html>\r\n",
+        code.text()
+    );
+    let headers = vec![
+        ("Cache-Control".to_string(), "private".to_string()),
+        ("Content-Type".to_string(), "text/html".to_string()),
+        ("X-ResponseCode".to_string(), (code as u32).to_string()),
+        ("Content-Length".to_string(), body.len().to_string()),
+        ("X-ServerApplication".to_string(), SERVER_APPLICATION.to_string()),
+        ("Date".to_string(), http_date(SystemTime::now())),
+    ];
+    Response { status: 200, reason: "OK", headers, body: body.into_bytes(), close }
+}
+
+const EMSMDB_REQUEST_TYPES: [&str; 4] = ["Connect", "Disconnect", "Execute", "NotificationWait"];
+const NSPI_REQUEST_TYPES: [&str; 15] = [
+    "Bind", "Unbind", "CompareMIds", "DNToMId", "GetMatches", "GetPropList", "GetProps", "QueryRows",
+    "QueryColumns", "ResolveNames", "ResortRestriction", "SeekEntries", "UpdateStat", "GetMailboxUrl",
+    "GetAddressBookUrl",
 ];
 
 /// EMSMDB Connect response: StatusCode, ErrorCode, MaxPolls, MaxRetry, RetryDelay,

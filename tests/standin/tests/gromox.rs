@@ -82,10 +82,9 @@ fn ping_right_password_gets_response_code_6() {
     let (reply, elapsed) = ping_as(&server, "alice@example.test", "Alice-Secret-1");
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("X-ResponseCode"), Some("6"));
-    assert_eq!(reply.header("Content-Type"), Some("application/mapi-http"));
-    assert_eq!(reply.header("X-RequestType"), Some("PING"));
-    assert_eq!(reply.header("X-RequestId"), Some("{11111111-2222-3333-4444-555555555555}:1"));
+    assert_eq!(reply.header("Content-Type"), Some("text/html"));
     assert_eq!(reply.header("X-ServerApplication"), Some("Exchange/15.00.0847.4040"));
+    assert!(reply.text().contains("<p>The request is missing a required cookie.</p>"));
     assert!(elapsed < DELAY, "success took {elapsed:?}");
     assert_eq!(server.request_count("PING"), 1);
 }
@@ -217,6 +216,80 @@ fn ews_get_gets_405_without_credentials() {
     let reply = read_reply(&mut stream).unwrap();
     assert_eq!(reply.status, 405);
     assert_eq!(reply.body, b"Method Not Allowed\r\n");
+}
+
+fn mapi_request(path: &str, request_type: Option<&str>, cookie: Option<&str>) -> Vec<u8> {
+    let mut text = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Type: application/mapi-http\r\n\
+         X-RequestId: {{1}}:1\r\nX-ClientInfo: {{2}}:1\r\nContent-Length: 0\r\n",
+        basic(b"alice@example.test:Alice-Secret-1")
+    );
+    if let Some(request_type) = request_type {
+        text.push_str(&format!("X-RequestType: {request_type}\r\n"));
+    }
+    if let Some(cookie) = cookie {
+        text.push_str(&format!("Cookie: {cookie}\r\n"));
+    }
+    text.push_str("\r\n");
+    text.into_bytes()
+}
+
+const EMSMDB: &str = "/mapi/emsmdb/?MailboxId=alice@example.test";
+
+#[test]
+fn ping_with_session_cookie_succeeds() {
+    let server = Server::start(config()).unwrap();
+    let mut stream = tcp(server.tcp_addr().unwrap());
+    stream.write_all(&mapi_request(EMSMDB, Some("Connect"), None)).unwrap();
+    let connect = read_reply(&mut stream).unwrap();
+    assert_eq!(server.registered_sessions(), 1);
+    let sid = connect.header("Set-Cookie").unwrap().to_string();
+    stream.write_all(&mapi_request(EMSMDB, Some("PING"), Some(&sid))).unwrap();
+    let ping = read_reply(&mut stream).unwrap();
+    assert_eq!(ping.header("X-ResponseCode"), Some("0"));
+    assert_eq!(ping.header("Content-Type"), Some("application/mapi-http"));
+    assert_eq!(ping.header("X-RequestType"), Some("PING"));
+    assert!(ping.text().starts_with("PROCESSING\r\nDONE\r\n"));
+}
+
+#[test]
+fn mapi_response_codes() {
+    let server = Server::start(config()).unwrap();
+    let cases = [
+        ("no X-RequestType", None, None, "1"),
+        ("unknown session cookie", Some("PING"), Some("sid=nosuchsession"), "2"),
+        ("cookie without sid", Some("PING"), Some("other=1"), "2"),
+        ("Execute without cookie", Some("Execute"), None, "6"),
+    ];
+    for (case, request_type, cookie, code) in cases {
+        let mut stream = tcp(server.tcp_addr().unwrap());
+        stream.write_all(&mapi_request(EMSMDB, request_type, cookie)).unwrap();
+        assert_eq!(read_reply(&mut stream).unwrap().header("X-ResponseCode"), Some(code), "{case}");
+    }
+    assert_eq!(server.registered_sessions(), 0);
+}
+
+#[test]
+fn get_on_mapi_path_is_404() {
+    let server = Server::start(config()).unwrap();
+    let mut stream = tcp(server.tcp_addr().unwrap());
+    let request = format!("GET {EMSMDB} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nConnection: close\r\n\r\n", basic(b"alice@example.test:Alice-Secret-1"));
+    stream.write_all(request.as_bytes()).unwrap();
+    assert_eq!(read_reply(&mut stream).unwrap().status, 404);
+}
+
+#[test]
+fn accepted_token_cached_on_connection() {
+    let server = Server::start(config().failure_delay(Duration::from_millis(10)).ban(2, Duration::from_secs(60))).unwrap();
+    let right = basic(b"bob@example.test:Bob-Secret-2");
+    let mut cached = tcp(server.tcp_addr().unwrap());
+    assert_eq!(ping_on(&mut cached, Some(&right)).status, 200);
+    let mut failing = tcp(server.tcp_addr().unwrap());
+    for _ in 0..2 {
+        assert_eq!(ping_on(&mut failing, Some(&basic(b"bob@example.test:wrong"))).status, 401);
+    }
+    assert_eq!(ping_on(&mut failing, Some(&right)).status, 401, "banned on a new check");
+    assert_eq!(ping_on(&mut cached, Some(&right)).status, 200, "cached result skips the ban");
 }
 
 #[test]
