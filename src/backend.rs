@@ -24,8 +24,8 @@ pub struct Credentials<'a> {
 /// Logging callback: level and message.
 pub type Log<'a> = &'a dyn Fn(LogLevel, &str);
 
-/// Asks each server in turn until one gives an answer. The next server is tried
-/// only when the current one gave none (connect, TLS, timeout, 5xx, unreadable
+/// Asks each server in turn until one replies. The next server is tried only
+/// when the current one sent no usable reply (connect, TLS, timeout, 5xx, unreadable
 /// reply), never after a logon failure or a refusal of the client. Servers that
 /// the state file marks down are tried last.
 pub fn check(settings: &Settings, creds: &Credentials, deadline: Instant, log: Log) -> Outcome {
@@ -87,15 +87,12 @@ fn check_one(settings: &Settings, server: &ServerUrl, creds: &Credentials, deadl
     };
     match settings.protocol {
         Protocol::Soap => check_soap(settings, &client, creds, deadline, log),
-        Protocol::MapiHttp => {
-            // TODO: MAPI over HTTP (grommunio, Exchange) is not implemented yet.
-            Outcome::ServiceError("protocol=mapihttp is not implemented in this version; use protocol=soap".into())
-        }
+        Protocol::MapiHttp => crate::mapihttp::check(settings, server, client, creds, deadline, log),
     }
 }
 
-/// Text for `szClientAppMisc`: the PAM service and remote host, so that the
-/// server's audit log says who asked.
+/// Builds `szClientAppMisc` from the PAM service and remote host, so that the
+/// server's audit log names the caller.
 fn client_misc(creds: &Credentials) -> String {
     let clean = |s: &str| s.chars().filter(|c| !c.is_control()).take(128).collect::<String>();
     match creds.rhost {

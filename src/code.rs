@@ -48,7 +48,7 @@ impl PamCode {
         }
     }
 
-    /// The symbolic name, as in the Linux-PAM headers, for log lines and tests.
+    /// Returns the symbolic name from the Linux-PAM headers, for log lines and tests.
     pub fn name(self) -> &'static str {
         match self {
             PamCode::Success => "PAM_SUCCESS",
@@ -70,20 +70,21 @@ impl PamCode {
     }
 }
 
-/// What came of asking the server (or of checking the input before asking).
+/// The result of an authentication attempt: the server's reply, or the local check that
+/// stopped the attempt before any request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The server positively confirmed the password.
     Confirmed,
-    /// The server answered that the logon failed (wrong password, unknown user).
+    /// The server replied that the logon failed (wrong password, unknown user).
     LogonFailed(String),
     /// The input cannot be sent (empty password, control characters, too long), so
     /// it was rejected without a request.
     InputRejected(String),
-    /// No server gave a usable answer: connect, TLS, timeout, HTTP status, fault,
+    /// No server sent a usable reply: connect, TLS, timeout, HTTP status, fault,
     /// unreadable or oversized reply, redirect.
     Unavailable(String),
-    /// The server answered but rejects this client (version, capabilities), or the
+    /// The server replied but rejects this client (version, capabilities), or the
     /// module is misconfigured.
     ServiceError(String),
     /// The password is right, but none of the `service=` features is enabled.

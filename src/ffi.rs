@@ -122,7 +122,7 @@ unsafe fn collect_args(argc: c_int, argv: *const *const c_char) -> Result<Vec<St
     }
     let mut args = Vec::with_capacity(argc as usize);
     for i in 0..argc as usize {
-        // SAFETY: i < argc and argv holds argc pointers.
+        // SAFETY: i < argc, and argv points to argc pointers.
         let arg = unsafe { *argv.add(i) };
         if arg.is_null() {
             return Err(format!("module argument {i} is a null pointer"));

@@ -8,10 +8,10 @@ use zeroize::Zeroizing;
 
 use crate::options::Settings;
 
-/// Longest user name sent, in bytes. Kopano's DB plugin stores names in a
+/// Maximum length of a user name, in bytes. Kopano's DB plugin stores names in a
 /// 255-character column; Exchange addresses are at most 256 characters.
 pub const MAX_USER_BYTES: usize = 256;
-/// Longest password sent, in bytes. No protocol limit exists; this bounds the
+/// Maximum length of a password, in bytes. No protocol limit exists; this bounds the
 /// request size and what an attacker can make the server hash.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 

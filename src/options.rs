@@ -26,6 +26,9 @@ pub const OPTION_NAMES: &[&str] = &[
     "ignore_authinfo_unavail",
     "state_file",
     "state_ttl",
+    "throttle_failures",
+    "throttle_window",
+    "throttle_file",
     "try_first_pass",
     "use_first_pass",
     "quiet",
@@ -47,8 +50,14 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// The longest `timeout=` accepted.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a run of failed logons counts, and how long a throttled pair waits.
+pub const DEFAULT_THROTTLE_WINDOW: Duration = Duration::from_secs(300);
+/// The longest `throttle_window=` accepted: one day.
+pub const MAX_THROTTLE_WINDOW: Duration = Duration::from_secs(86_400);
+/// The largest `throttle_failures=` accepted.
+pub const MAX_THROTTLE_FAILURES: u32 = 1000;
 
-/// Which protocol the servers speak.
+/// The protocol the servers speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     /// Kopano/Zarafa "MAPI in SOAP" (`ns:logon` in `urn:zarafa`).
@@ -73,12 +82,16 @@ pub struct Settings {
     pub ignore_authinfo_unavail: bool,
     pub state_file: PathBuf,
     pub state_ttl: Duration,
+    /// Failed logons of one (user, rhost) pair before its attempts are rejected
+    /// without asking the server; 0 turns throttling off.
+    pub throttle_failures: u32,
+    pub throttle_window: Duration,
+    pub throttle_file: PathBuf,
     pub try_first_pass: bool,
     pub use_first_pass: bool,
     pub quiet: bool,
     pub debug: bool,
-    /// Where each setting that is not at its default came from: a file path or
-    /// "argument".
+    /// Origin of each setting that is not at its default: a file path or "argument".
     pub origins: BTreeMap<String, String>,
 }
 
@@ -92,7 +105,7 @@ impl fmt::Display for SettingsError {
     }
 }
 
-/// Feature names that kopano-server knows (`kopano_features[]` in KC 11).
+/// Feature names defined by kopano-server (`kopano_features[]` in KC 11).
 pub const KNOWN_FEATURES: &[&str] = &["imap", "pop3", "mobile", "outlook", "webapp"];
 
 impl Default for Settings {
@@ -111,6 +124,9 @@ impl Default for Settings {
             ignore_authinfo_unavail: false,
             state_file: PathBuf::from("/run/pam_mapi/servers.state"),
             state_ttl: Duration::from_secs(30),
+            throttle_failures: 0,
+            throttle_window: DEFAULT_THROTTLE_WINDOW,
+            throttle_file: PathBuf::from("/run/pam_mapi/throttle.state"),
             try_first_pass: false,
             use_first_pass: false,
             quiet: false,
@@ -251,6 +267,12 @@ impl Settings {
             "ignore_authinfo_unavail" => self.ignore_authinfo_unavail = flag(value, origin)?,
             "state_file" => self.state_file = PathBuf::from(required(value, origin, "a file path")?),
             "state_ttl" => self.state_ttl = seconds(value, origin)?,
+            "throttle_failures" => self.throttle_failures = whole_number(value, origin, 0, MAX_THROTTLE_FAILURES)?,
+            "throttle_window" => {
+                let max = MAX_THROTTLE_WINDOW.as_secs() as u32;
+                self.throttle_window = Duration::from_secs(whole_number(value, origin, 1, max)?.into());
+            }
+            "throttle_file" => self.throttle_file = PathBuf::from(required(value, origin, "a file path")?),
             "try_first_pass" => self.try_first_pass = flag(value, origin)?,
             "use_first_pass" => self.use_first_pass = flag(value, origin)?,
             "quiet" => self.quiet = flag(value, origin)?,
@@ -267,6 +289,18 @@ impl Settings {
 
     /// Fills in defaults and checks combinations.
     fn finish(mut self) -> Result<Settings, SettingsError> {
+        if self.protocol == Protocol::MapiHttp && self.servers.is_empty() {
+            return Err(SettingsError(
+                "protocol=mapihttp needs socket= with the server's base URL, such as socket=https://mail.example.com/; the default socket= is a Kopano URL".into(),
+            ));
+        }
+        if self.protocol == Protocol::MapiHttp {
+            if let Some(server) = self.servers.iter().find(|s| !s.is_tls() && !s.is_local()) {
+                return Err(SettingsError(format!(
+                    "socket={server}: protocol=mapihttp sends the password in an HTTP Basic Authorization header, which plain http carries unencrypted; use https://, or http:// only to a loopback address or a Unix socket"
+                )));
+            }
+        }
         if self.servers.is_empty() {
             self.servers.push(ServerUrl::parse(DEFAULT_SOCKET).expect("the default URL parses"));
         }
@@ -352,7 +386,7 @@ fn required<'a>(value: Option<&'a str>, origin: &str, what: &str) -> Result<&'a 
     }
 }
 
-/// A flag is on when given bare (`debug`) or as `yes`/`true`/`1`; off with `no`/`false`/`0`.
+/// Parses a flag: on when given bare (`debug`) or as `yes`/`true`/`1`, off with `no`/`false`/`0`.
 fn flag(value: Option<&str>, origin: &str) -> Result<bool, SettingsError> {
     match value.map(str::to_ascii_lowercase).as_deref() {
         None | Some("yes") | Some("true") | Some("1") | Some("on") => Ok(true),
@@ -369,6 +403,17 @@ fn seconds(value: Option<&str>, origin: &str) -> Result<Duration, SettingsError>
         _ => Err(SettingsError(format!(
             "{origin}: invalid number of seconds {text:?}; give a number greater than 0 and at most {}",
             MAX_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// Parses a whole number from `min` to `max`.
+fn whole_number(value: Option<&str>, origin: &str, min: u32, max: u32) -> Result<u32, SettingsError> {
+    let text = required(value, origin, "a whole number")?;
+    match text.parse::<u32>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(SettingsError(format!(
+            "{origin}: invalid number {text:?}; give a whole number from {min} to {max}"
         ))),
     }
 }
@@ -448,6 +493,29 @@ mod tests {
     fn empty_socket_is_rejected() {
         assert!(parse(&["socket="]).is_err());
         assert!(parse(&["socket"]).is_err());
+    }
+
+    #[test]
+    fn throttle_settings_are_parsed() {
+        let s = parse(&["throttle_failures=5", "throttle_window=600", "throttle_file=/run/x/throttle.state"]).unwrap();
+        assert_eq!(s.throttle_failures, 5);
+        assert_eq!(s.throttle_window, Duration::from_secs(600));
+        assert_eq!(s.throttle_file, PathBuf::from("/run/x/throttle.state"));
+    }
+
+    #[test]
+    fn throttle_off_by_default() {
+        assert_eq!(parse(&[]).unwrap().throttle_failures, 0);
+    }
+
+    #[test]
+    fn malformed_throttle_values_are_rejected() {
+        assert!(parse(&["throttle_failures=-1"]).is_err());
+        assert!(parse(&["throttle_failures=1001"]).is_err());
+        assert!(parse(&["throttle_failures=2.5"]).is_err());
+        assert!(parse(&["throttle_window=0"]).is_err());
+        assert!(parse(&["throttle_window=86401"]).is_err());
+        assert!(parse(&["throttle_file="]).is_err());
     }
 
     #[test]
@@ -589,8 +657,8 @@ mod tests {
                 "protocol" => Some("soap"),
                 "service" => Some("imap"),
                 "default_domain" => Some("example.com"),
-                "timeout" | "connect_timeout" | "state_ttl" => Some("5"),
-                "config" | "cafile" | "state_file" => Some("/nonexistent"),
+                "timeout" | "connect_timeout" | "state_ttl" | "throttle_failures" | "throttle_window" => Some("5"),
+                "config" | "cafile" | "state_file" | "throttle_file" => Some("/nonexistent"),
                 _ => None,
             };
             settings.apply(name, value, "test").unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -35,7 +35,7 @@ const CLIENT_VERSION: &str = "8,0,0";
 const SOAP_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 const SOAP_ENC: &str = "http://schemas.xmlsoap.org/soap/encoding/";
 
-/// What `ns:logon` carries besides the credentials.
+/// The fields of an `ns:logon` request that vary between calls.
 pub struct LogonRequest<'a> {
     pub user: &'a str,
     pub password: &'a str,
@@ -46,10 +46,9 @@ pub struct LogonRequest<'a> {
 
 /// Builds the SOAP envelope for `ns:logon`.
 ///
-/// A password that starts with `{1}:` or `{2}:` would be taken by the server as
-/// obfuscated and decoded, so such a password is sent obfuscated itself, as
-/// `{2}:` + base64(each UTF-8 byte XOR 0xA5), which the server decodes back to
-/// the password as typed.
+/// The server decodes a password that starts with `{1}:` or `{2}:` as obfuscated.
+/// Such a password is therefore sent obfuscated itself, as `{2}:` + base64(each
+/// UTF-8 byte XOR 0xA5), and the server decodes it back to the password as typed.
 pub fn logon_request(req: &LogonRequest) -> Zeroizing<Vec<u8>> {
     let password = if req.password.starts_with("{1}:") || req.password.starts_with("{2}:") {
         Zeroizing::new(obfuscate(req.password))
@@ -90,9 +89,9 @@ fn obfuscate(password: &str) -> String {
 }
 
 fn envelope(method: &str, fields: &[(&str, &str)]) -> Zeroizing<Vec<u8>> {
-    // The buffer may hold a password; the caller's Zeroizing wipes it when dropped.
+    // The buffer may contain a password; the caller's Zeroizing wipes it when dropped.
     // It is sized up front so that growing it leaves no unwiped copies behind.
-    // 16 KiB holds the longest accepted password even if every byte is escaped.
+    // 16 KiB fits the longest accepted password even if every byte is escaped.
     let mut buffer = Zeroizing::new(Vec::with_capacity(16 * 1024));
     let mut writer = Writer::new(&mut *buffer);
     let mut env = BytesStart::new("SOAP-ENV:Envelope");
@@ -252,7 +251,7 @@ fn parse_tree(body: &[u8]) -> Result<Element, ReplyError> {
     root.ok_or_else(|| ReplyError::Malformed("reply is empty".into()))
 }
 
-/// Finds the single element child of `Body`; answers a Fault as an error.
+/// Returns the single element child of `Body`, or the Fault as an error.
 fn body_child(body: &[u8]) -> Result<Element, ReplyError> {
     let root = parse_tree(body)?;
     if root.name != "Envelope" {
@@ -297,7 +296,7 @@ fn single_number(parent: &Element, name: &str) -> Result<u64, ReplyError> {
 }
 
 /// Parses the reply to `ns:logon`. Succeeds only for a well-formed envelope whose
-/// Body holds exactly one `logonResponse` with exactly one numeric `er`.
+/// Body contains exactly one `logonResponse` with exactly one numeric `er`.
 pub fn parse_logon_response(body: &[u8]) -> Result<LogonResponse, ReplyError> {
     let response = body_child(body)?;
     if response.name != "logonResponse" {

@@ -28,9 +28,9 @@ fn now_secs() -> u64 {
 }
 
 impl DownList {
-    /// Reads the file. A missing, unreadable, oversized, foreign (not owned by root
-    /// or by this process's user, or writable by others) or malformed file reads as
-    /// empty; `Err` carries the reason for a debug line.
+    /// Reads the file. A missing file reads as empty. An unreadable, oversized or
+    /// foreign file (not owned by root or this process's user, or writable by
+    /// others) returns `Err` with the reason, and malformed lines are skipped.
     pub fn read(path: &Path) -> Result<DownList, String> {
         let metadata = match std::fs::symlink_metadata(path) {
             Ok(metadata) => metadata,

@@ -42,7 +42,7 @@ impl Reply {
     }
 }
 
-/// Why a POST got no reply.
+/// The reason a POST got no reply.
 #[derive(Debug)]
 pub struct TransportError {
     pub message: String,
@@ -96,12 +96,22 @@ impl Client {
             ServerUrl::Http { url, .. } => (Agent::with_parts(config, DefaultConnector::new(), SyncResolver), url.clone()),
             ServerUrl::Unix { path, .. } => (
                 Agent::with_parts(config, UnixConnector { path: path.clone() }, UnixResolver),
-                // The server ignores the request target; Kopano's own client sends the
-                // socket path, and "localhost" stands in for the absent host.
+                // The server ignores the request target. Kopano's own client sends the
+                // socket path, and "localhost" replaces the absent host.
                 format!("http://localhost{}", path.display()),
             ),
         };
         Ok(Client { agent, url })
+    }
+
+    /// Sends every request to `target`, a path with an optional query such as
+    /// `/mapi/emsmdb/?MailboxId=alice@example.com`, on the same host, port or
+    /// Unix socket, instead of to the path of the configured URL.
+    pub fn with_target(mut self, target: &str) -> Client {
+        let authority_start = self.url.find("://").map_or(0, |i| i + 3);
+        let path_start = self.url[authority_start..].find('/').map_or(self.url.len(), |i| authority_start + i);
+        self.url = format!("{}{target}", &self.url[..path_start]);
+        self
     }
 
     /// POSTs `body` and reads the whole reply, all before `deadline`.
@@ -345,9 +355,9 @@ impl Transport for UnixTransport {
     }
 }
 
-/// The ring crypto provider. rustls 0.23.4x deprecates it for lacking
-/// post-quantum key exchange; aws-lc-rs, which has it, needs cmake and a C
-/// toolchain at build time, which the offline package builds avoid.
+/// Returns the ring crypto provider. rustls 0.23.4x deprecates it because it lacks
+/// post-quantum key exchange. aws-lc-rs has that, but it needs cmake at build
+/// time, which the offline package builds avoid.
 #[allow(deprecated)]
 fn ring_provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
