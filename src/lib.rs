@@ -12,6 +12,7 @@ pub mod backend;
 pub mod code;
 pub mod ffi;
 pub mod input;
+pub mod mapihttp;
 pub mod options;
 pub mod server;
 pub mod soap;

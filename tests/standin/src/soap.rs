@@ -187,29 +187,40 @@ fn logon(shared: &Shared, call: &Call, peer: &Peer) -> Result<String, ParseError
             Some(Account::User(user)) => !password.is_empty() && password == user.password.as_bytes(),
             Some(Account::System) | None => false,
         };
-        // NOTE: impersonation needs rights that no stand-in user has, so a non-empty
-        // szImpersonateUser always fails; kopano-server lets admins impersonate.
-        let impersonates = call.text("szImpersonateUser").is_some_and(|name| !name.is_empty());
-        record.peer_uid_bypass = bypass && !impersonates;
-        if !(bypass || password_ok) || impersonates {
+        // ProcessImpersonation only resolves the impersonated user; the right to
+        // impersonate is checked when the session is registered, and only SYSTEM has it
+        // here.
+        let impersonated = call.text("szImpersonateUser").filter(|name| !name.is_empty());
+        let impersonation_ok = match impersonated {
+            None => true,
+            Some(name) => {
+                find_account(&shared.config.users, name).is_some()
+                    && (flags & KOPANO_LOGON_NO_REGISTER_SESSION != 0 || matches!(account, Some(Account::System)))
+            }
+        };
+        record.peer_uid_bypass = bypass && impersonation_ok;
+        if !(bypass || password_ok) || !impersonation_ok {
             record.er = KCERR_LOGON_FAILED;
             failed_logon_response(KCERR_LOGON_FAILED)
         } else if flags & KOPANO_LOGON_NO_REGISTER_SESSION != 0 {
             // The server skips the version check and frees the session at once.
             successful_logon_response(random_session_id(capabilities), capabilities)
-        } else if version_too_old(version.as_deref()) {
-            // NOTE: kopano-server creates the session before it checks the version; the
-            // stand-in does not keep it in the session table.
-            record.er = KCERR_INVALID_VERSION;
-            failed_logon_response(KCERR_INVALID_VERSION)
         } else {
             let session_id = random_session_id(capabilities);
-            let user = match account {
-                Some(Account::User(user)) => user.name.clone(),
-                _ => SYSTEM_USER.to_string(),
+            let user = match (impersonated, account) {
+                (Some(name), _) => name.to_string(),
+                (None, Some(Account::User(user))) => user.name.clone(),
+                (None, _) => SYSTEM_USER.to_string(),
             };
             lock(&shared.sessions).insert(session_id, Session { user, source: peer.source() });
-            successful_logon_response(session_id, capabilities)
+            if version_too_old(version.as_deref()) {
+                // KCmdService::logon checks the version after CreateSession and leaves the
+                // session registered, but never sends its id: it lingers until it times out.
+                record.er = KCERR_INVALID_VERSION;
+                failed_logon_response(KCERR_INVALID_VERSION)
+            } else {
+                successful_logon_response(session_id, capabilities)
+            }
         }
     };
     log_logon(shared, &record, peer, &response);

@@ -118,6 +118,7 @@ fn t10_version_5_matches_capture() {
     let reply = post_tcp(server.tcp_addr().unwrap(), &body);
     assert_eq!(reply.text(), captured(&FAILED_CONTENT.replace("2147483657", "2147483681")));
     assert_eq!(reply.header("Content-Length"), Some("738"));
+    assert_eq!(server.registered_sessions(), 1, "the rejected session stays registered");
 }
 
 #[test]
@@ -389,9 +390,24 @@ fn read_reply_head_only(stream: &mut std::net::TcpStream) -> String {
     String::from_utf8_lossy(&raw).trim_end().to_string()
 }
 
+fn impersonating(user: &str, password_xml: &str, flags: u32, impersonated: &str) -> String {
+    logon(user, password_xml, flags).replace(
+        "<szImpersonateUser></szImpersonateUser>",
+        &format!("<szImpersonateUser>{impersonated}</szImpersonateUser>"),
+    )
+}
+
 #[test]
 fn impersonation_without_rights_fails() {
     let server = server();
-    let body = logon("bob", "plain", 1).replace("<szImpersonateUser></szImpersonateUser>", "<szImpersonateUser>alice</szImpersonateUser>");
-    assert_eq!(post_tcp(server.tcp_addr().unwrap(), &body).er(), LOGON_FAILED);
+    let reply = post_tcp(server.tcp_addr().unwrap(), &impersonating("bob", "plain", 1, "alice"));
+    assert_eq!(reply.er(), LOGON_FAILED);
+}
+
+#[test]
+fn impersonation_unchecked_without_registration() {
+    let server = server();
+    let addr = server.tcp_addr().unwrap();
+    assert_eq!(post_tcp(addr, &impersonating("bob", "plain", 3, "alice")).er(), 0, "existing user");
+    assert_eq!(post_tcp(addr, &impersonating("bob", "plain", 3, "nosuchuser")).er(), LOGON_FAILED, "unknown user");
 }
