@@ -1,13 +1,13 @@
 #!/bin/bash
 # End-to-end test of the Ansible role pam_mapi.
 #
-# For Postfix and then Sendmail: builds a Debian 12 root with mmdebstrap,
-# boots it with systemd-nspawn on a private network, applies the role through
-# the community.docker.nsenter connection, and checks SMTP AUTH through
-# saslauthd, PAM and pam_mapi against the stand-in Kopano server that runs
-# inside the container. Also runs ansible-lint and renders the EL 9
-# configuration. Needs root on Debian 12; prints one PASS/FAIL line per check
-# and exits non-zero when a check failed.
+# For Postfix and then Sendmail, the test builds a Debian 12 root with
+# mmdebstrap and boots it with systemd-nspawn on a private network. It applies
+# the role through the community.docker.nsenter connection. Then it checks
+# SMTP AUTH through saslauthd, PAM and pam_mapi against the stand-in Kopano
+# server that runs inside the container. It also runs ansible-lint and renders
+# the EL 9 configuration. Needs root on Debian 12. Prints one PASS/FAIL line
+# per check and exits non-zero when a check failed.
 #
 # Environment:
 #   PAM_MAPI_DEB          libpam-mapi .deb to install (default: the newest
@@ -185,7 +185,7 @@ boot_container() {
         in_ct test -S "$STANDIN_SOCKET" && return 0
         sleep 0.2
     done
-    echo "the stand-in server did not create $STANDIN_SOCKET" >&2
+    echo "kopano-standin did not create $STANDIN_SOCKET within 10 s; its journal follows" >&2
     in_ct journalctl -u kopano-standin --no-pager | tail -n 20
     return 1
 }
@@ -245,8 +245,8 @@ expect_no_change() {
 
 # --- SMTP checks -----------------------------------------------------------------
 
-# swaks_auth MECHANISM PASSWORD [swaks options]: AUTH against the MTA on the
-# container's loopback; prints swaks' output and returns its exit code.
+# swaks_auth MECHANISM PASSWORD [swaks options]: tries AUTH against the MTA on
+# the container's loopback. Prints swaks' output and returns its exit code.
 swaks_auth() {
     local mechanism=$1 password=$2
     shift 2
@@ -336,6 +336,7 @@ render_el() {
     rm -rf "$root$dest"
     mkdir -p "$root$dest"/etc/{security,pam.d,sysconfig,sasl2,postfix,mail}
     cp "$TEST_DIR/fixtures/el9-main.cf" "$root$dest/etc/postfix/main.cf"
+    cp "$TEST_DIR/fixtures/el9-master.cf" "$root$dest/etc/postfix/master.cf"
     cp "$TEST_DIR/fixtures/el9-sendmail.mc" "$root$dest/etc/mail/sendmail.mc"
 
     playbook_ok "EL 9 $mta: render" "$TEST_DIR/render_el.yml" \
