@@ -51,6 +51,8 @@ const SYSTEM_USER_ID: u32 = 2;
 
 enum Outcome {
     Respond(Response),
+    /// Close the connection at once without a response.
+    Close,
     /// Hold the request and close the connection without a response.
     Hold,
 }
@@ -72,6 +74,7 @@ pub(crate) fn serve(shared: &Arc<Shared>, connection: &mut Connection, peer: &Pe
                 shared.sleep(shared.config.malformed_hold);
                 return;
             }
+            Outcome::Close => return,
             Outcome::Respond(response) => {
                 let keep_alive = !response.close;
                 if !faults::send(shared, connection, response, &fault) || !keep_alive {
@@ -96,6 +99,10 @@ fn handle(shared: &Shared, request: &Request, peer: &Peer) -> Outcome {
             shared.count("malformed");
             return Outcome::Hold;
         }
+        Err(ParseError::Close) => {
+            shared.count("truncated");
+            return Outcome::Close;
+        }
         Err(ParseError::Fault { code, string }) => {
             shared.count("fault");
             return Outcome::Respond(soap_response(500, soap_xml::fault_envelope(code, &string), true));
@@ -113,6 +120,7 @@ fn handle(shared: &Shared, request: &Request, peer: &Peer) -> Outcome {
             Outcome::Respond(soap_response(500, soap_xml::fault_envelope(code, &string), true))
         }
         Err(ParseError::Hold) => Outcome::Hold,
+        Err(ParseError::Close) => Outcome::Close,
     }
 }
 

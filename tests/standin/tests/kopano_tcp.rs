@@ -190,11 +190,24 @@ fn e04_truncated_xml_faults() {
 }
 
 #[test]
-fn empty_body_faults() {
+fn empty_body_closes_connection() {
     let server = server();
-    let reply = post_tcp(server.tcp_addr().unwrap(), "");
-    assert_eq!(reply.status, 500);
-    assert!(reply.text().contains("<faultstring>End of file or no input"));
+    let mut stream = tcp(server.tcp_addr().unwrap());
+    stream.write_all(&post_request("/", "")).unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(stream.read_to_end(&mut rest).unwrap(), 0);
+}
+
+#[test]
+fn body_ending_inside_logon_closes_connection() {
+    let server = server();
+    let body = logon("bob", "plain", 1);
+    let cut = &body[..body.find("<ulFlags>").unwrap()];
+    let mut stream = tcp(server.tcp_addr().unwrap());
+    stream.write_all(&post_request("/", cut)).unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(stream.read_to_end(&mut rest).unwrap(), 0);
+    assert!(server.logons().is_empty());
 }
 
 #[test]
