@@ -349,7 +349,7 @@ fn mapi_response(shared: &Shared, request: &Request, user: &str, nspi: bool, clo
     Response { status: 200, reason: "OK", headers, body, close }
 }
 
-/// The headers of every successful MAPI over HTTP response, in Gromox's order.
+/// Builds the headers of every successful MAPI over HTTP response, in Gromox's order.
 fn common_headers(
     request_type: &str,
     request_id: &str,
@@ -375,7 +375,7 @@ fn common_headers(
     headers
 }
 
-/// The text part that precedes every MAPI over HTTP response body.
+/// Builds the text part that precedes every MAPI over HTTP response body.
 fn processing_text(date: &str) -> String {
     format!("PROCESSING\r\nDONE\r\nX-ElapsedTime: 0\r\nX-StartTime: {date}\r\n\r\n")
 }

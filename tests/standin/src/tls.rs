@@ -15,8 +15,8 @@ use rustls::{DigitallySignedStruct, DistinguishedName, ServerConnection, Signatu
 
 use crate::{Shared, TlsIdentity};
 
-fn invalid(what: &str, error: impl std::fmt::Display) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, format!("{what}: {error}"))
+fn invalid(context: &str, error: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, format!("{context}: {error}"))
 }
 
 /// Builds the rustls server configuration from a PEM chain and key.
@@ -25,9 +25,13 @@ pub(crate) fn server_config(identity: &TlsIdentity) -> io::Result<Arc<rustls::Se
         .collect::<Result<_, _>>()
         .map_err(|e| invalid("invalid TLS certificate PEM", e))?;
     if certificates.is_empty() {
-        return Err(invalid("invalid TLS certificate PEM", "no CERTIFICATE block found"));
+        return Err(invalid(
+            "invalid TLS certificate PEM",
+            "no CERTIFICATE block found; pass the chain as PEM, leaf first",
+        ));
     }
-    let key = PrivateKeyDer::from_pem_slice(&identity.key_pem).map_err(|e| invalid("invalid TLS key PEM", e))?;
+    let key = PrivateKeyDer::from_pem_slice(&identity.key_pem)
+        .map_err(|e| invalid("invalid TLS key PEM", format!("{e}; pass a PKCS#8, PKCS#1 or SEC1 PEM key")))?;
     // ring is deprecated in rustls 0.23.48 only for lacking post-quantum key exchange,
     // which does not matter for a loopback test server.
     #[allow(deprecated)]
