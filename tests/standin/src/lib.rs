@@ -281,6 +281,8 @@ pub(crate) struct Session {
     pub user: String,
     /// `127.0.0.1` for TCP and TLS, `*:pid-<pid>` for the Unix socket.
     pub source: String,
+    /// The logon had ENHANCED_ICS, so every response on this session is chunked.
+    pub enhanced_ics: bool,
 }
 
 /// State shared between the [`Server`] handle and its threads.

@@ -424,3 +424,23 @@ fn impersonation_unchecked_without_registration() {
     assert_eq!(post_tcp(addr, &impersonating("bob", "plain", 3, "alice")).er(), 0, "existing user");
     assert_eq!(post_tcp(addr, &impersonating("bob", "plain", 3, "nosuchuser")).er(), LOGON_FAILED, "unknown user");
 }
+
+#[test]
+fn enhanced_ics_switches_to_chunked() {
+    let server = server();
+    let mut stream = tcp(server.tcp_addr().unwrap());
+    let logon = exchange(&mut stream, "/", &logon_body("bob", "plain", 512 | 0x100, 1, "11,0,2,0"));
+    assert_eq!(logon.header("Transfer-Encoding"), Some("chunked"));
+    assert_eq!(logon.header("Content-Length"), None);
+    assert_eq!(logon.element("ulCapabilities").as_deref(), Some("39848"));
+    let logoff = exchange(&mut stream, "/", &common::logoff(logon.session_id()));
+    assert_eq!(logoff.header("Transfer-Encoding"), Some("chunked"));
+    assert_eq!(logoff.result(), 0);
+}
+
+#[test]
+fn enhanced_ics_failure_not_chunked() {
+    let server = server();
+    let reply = post_tcp(server.tcp_addr().unwrap(), &logon_body("bob", "wrong", 512 | 0x100, 1, "11,0,2,0"));
+    assert_eq!(reply.header("Content-Length"), Some("738"));
+}
