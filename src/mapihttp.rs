@@ -24,10 +24,10 @@
 //! | 401 offering only other schemes (NTLM, Negotiate) | `ServiceError` |
 //! | anything else, redirects included | `Unavailable` |
 //!
-//! Gromox answers a PING without a session cookie with `X-ResponseCode: 6`
-//! (missing cookie); 0 is the success code of the protocol. A web server that
-//! answers 200 to anything sends no `X-ResponseCode`, so it cannot confirm a
-//! password.
+//! Gromox 3.10 replies to a PING without a session cookie with
+//! `X-ResponseCode: 6` (invalid context cookie), and 0 is the protocol's success
+//! code. A web server that returns 200 for any request sends no `X-ResponseCode`,
+//! so it cannot confirm a password.
 //!
 //! Limits:
 //! - HTTP Basic only. NTLM and Negotiate (Kerberos) are not implemented, and
@@ -62,17 +62,20 @@ use crate::options::Settings;
 use crate::server::ServerUrl;
 use crate::transport::{Client, Reply};
 
-/// Longest password sent, in bytes: Gromox 3.10 compares only this many.
+/// Maximum password length sent, in bytes, because Gromox 3.10 compares only this many.
 pub const MAX_PASSWORD_BYTES: usize = 127;
 
 /// The EMSMDB endpoint, relative to the base URL given by `socket=`. Gromox
-/// requires the `?MailboxId=` query and answers 404 without it.
+/// requires the `?MailboxId=` query and returns 404 without it.
 const EMSMDB_PATH: &str = "mapi/emsmdb/?MailboxId=";
 
 /// `X-ResponseCode` values that show the server accepted the credentials.
+// NOTE: only Gromox 3.10's reply was captured. Exchange's reply to a PING without
+// a session cookie may carry another code, which fails closed as Unavailable
+// and names the code in the log.
 const ACCEPTED_RESPONSE_CODES: [u32; 2] = [RESPONSE_SUCCESS, RESPONSE_MISSING_COOKIE];
 const RESPONSE_SUCCESS: u32 = 0;
-/// Gromox 3.10's answer to a PING that carries no session cookie.
+/// The code Gromox 3.10 sends for a PING that carries no session cookie.
 const RESPONSE_MISSING_COOKIE: u32 = 6;
 
 /// Numbers the requests of this process, for `X-RequestId`.
@@ -89,7 +92,7 @@ pub struct PingRequest {
 }
 
 impl PingRequest {
-    /// The `X-RequestId` value, for log lines that the server's log can be matched to.
+    /// Returns the `X-RequestId` value, so that log lines can be matched to the server's log.
     pub fn request_id(&self) -> &str {
         self.headers.iter().find(|(name, _)| *name == "X-RequestId").map_or("", |(_, value)| value)
     }
@@ -181,7 +184,7 @@ pub fn ping_request(server: &ServerUrl, creds: &Credentials) -> PingRequest {
     PingRequest { target, authorization, headers }
 }
 
-/// The path of the base URL, ending in `/`: `/` for a Unix socket or a URL
+/// Returns the path of the base URL, ending in `/`: `/` for a Unix socket or a URL
 /// without a path, `/prefix/` for `https://host/prefix`.
 fn base_path(server: &ServerUrl) -> String {
     let ServerUrl::Http { url, .. } = server else {
@@ -216,7 +219,7 @@ fn percent_encode(text: &str) -> String {
     out
 }
 
-/// A random version-4 GUID in the registry format without braces. Request ids
+/// Generates a random version-4 GUID in the registry format without braces. Request ids
 /// need to be unique, not secret, so the standard library's randomly keyed
 /// hasher is enough.
 fn random_guid() -> String {
@@ -289,8 +292,8 @@ fn decide_ok(reply: &Reply) -> Outcome {
     }
 }
 
-/// A 401 is the server's answer to the credentials, unless its challenges offer
-/// no Basic authentication, in which case the password was never checked.
+/// Decides a 401. It rejects the credentials, unless its challenges offer no
+/// Basic authentication, in which case the server never checked the password.
 fn decide_unauthorized(reply: &Reply) -> Outcome {
     let challenges: Vec<&str> = reply
         .headers
@@ -309,7 +312,7 @@ fn decide_unauthorized(reply: &Reply) -> Outcome {
         );
     }
     Outcome::ServiceError(format!(
-        "server answered HTTP 401 but offers no Basic authentication (WWW-Authenticate: {}); pam_mapi supports only \
+        "server replied HTTP 401 but offers no Basic authentication (WWW-Authenticate: {}); pam_mapi supports only \
          Basic, so enable it for /mapi on the server",
         for_log(&challenges.join(", "))
     ))
@@ -407,7 +410,8 @@ mod tests {
         let id = request.request_id();
         let (guid, counter) = id.rsplit_once(':').unwrap();
         assert_eq!(guid.len(), 38, "{id}");
-        assert!(guid.starts_with('{') && guid.ends_with('}'), "{id}");
+        assert!(guid.starts_with('{'), "{id}");
+        assert!(guid.ends_with('}'), "{id}");
         assert!(counter.parse::<u64>().is_ok(), "{id}");
     }
 
@@ -462,7 +466,7 @@ mod tests {
     }
 
     #[test]
-    fn ping_answer_of_gromox_is_confirmed() {
+    fn gromox_ping_reply_is_confirmed() {
         assert_eq!(decide_reply(&reply(200, &[("X-ResponseCode", "6")])), Outcome::Confirmed);
     }
 

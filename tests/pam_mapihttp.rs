@@ -24,7 +24,7 @@ const ERIN_PASSWORD: &str = "Er:in-Secret:5";
 /// Failure delay for tests about something other than the delay itself.
 const SHORT_DELAY: Duration = Duration::from_millis(20);
 
-/// A state file of this test process, so that servers marked down by one run of
+/// Returns a state file path of this test process, so that servers marked down by one run of
 /// the suite do not reorder the servers of another.
 fn state_file() -> PathBuf {
     std::env::temp_dir().join(format!("pam_mapi-mapihttp-state-{}", std::process::id())).join("servers.state")
@@ -70,7 +70,7 @@ fn capture_one(reply: &'static str) -> (String, std::thread::JoinHandle<String>)
 const GROMOX_PING_REPLY: &str = "HTTP/1.1 200 OK\r\nCache-Control: private\r\nContent-Type: text/html\r\n\
     X-ResponseCode: 6\r\nContent-Length: 0\r\nX-ServerApplication: Exchange/15.00.0847.4040\r\nConnection: close\r\n\r\n";
 
-/// A user name that only this run of the suite logs, so that a log test never
+/// Returns a user name that only this run of the suite logs, so that a log test never
 /// reads the lines of an earlier run.
 fn log_marker_user(label: &str) -> String {
     format!("logcheck-mapihttp-{label}-{}@example.test", std::process::id())
@@ -394,7 +394,7 @@ fn wrong_passwords_on_one_connection(server: &Server, user: &str, count: usize) 
 }
 
 #[test]
-fn stand_in_bans_after_ten_failures_on_one_connection() {
+fn ten_failures_on_one_connection_ban() {
     // The control for the next test: a client that keeps its connection gets the
     // user name banned, and then even the right password fails.
     let server = gromox();
@@ -626,7 +626,7 @@ fn both_protocols_fall_through_to_pam_unix() {
 }
 
 #[test]
-fn both_protocols_never_prompt_with_use_first_pass_alone() {
+fn both_protocols_use_first_pass_never_prompts() {
     for protocol in &PROTOCOLS {
         let server = Server::start((protocol.config)()).unwrap();
         let service = protocol.service(&server, "use_first_pass");
@@ -638,7 +638,7 @@ fn both_protocols_never_prompt_with_use_first_pass_alone() {
 }
 
 #[test]
-fn both_protocols_let_next_module_decide_with_ignore_authinfo_unavail() {
+fn both_protocols_ignore_passes_to_stack() {
     // PAM_IGNORE leaves the decision to the rest of the stack, here pam_permit.
     for protocol in &PROTOCOLS {
         let server = Server::start((protocol.config)()).unwrap();
@@ -653,7 +653,7 @@ fn both_protocols_let_next_module_decide_with_ignore_authinfo_unavail() {
 }
 
 #[test]
-fn both_protocols_fail_stack_without_ignore_authinfo_unavail() {
+fn both_protocols_unavail_fails_stack() {
     for protocol in &PROTOCOLS {
         let server = Server::start((protocol.config)()).unwrap();
         server.set_fault(Fault::Status503Html);
