@@ -13,6 +13,8 @@ use kopano_standin::{Config, Fault, Server};
 const USAGE: &str = "\
 usage: kopano-standin [--mapihttp] [--listen ADDR:PORT] [--unix PATH]
                       [--user NAME:PASSWORD]... [--tls-cert PEM --tls-key PEM]
+                      [--enable-feature NAME:FEATURE]... [--disable-feature NAME:FEATURE]...
+                      [--failure-delay-ms N] [--ban-after N] [--ban-seconds N]
                       [--fault NAME[:ARG]] [--pid-file FILE] [--quiet]
 
   --mapihttp           speak Gromox MAPI over HTTP instead of Kopano SOAP
@@ -21,6 +23,15 @@ usage: kopano-standin [--mapihttp] [--listen ADDR:PORT] [--unix PATH]
   --user NAME:PASSWORD add a user; the password starts after the first colon
   --tls-cert PEM       certificate chain (PEM file) for TLS on the TCP listener
   --tls-key PEM        private key (PEM file) for TLS on the TCP listener
+  --enable-feature NAME:FEATURE
+                       enable a feature (imap, pop3, mobile, outlook, webapp) for a
+                       user, like kopano-admin --enable-feature
+  --disable-feature NAME:FEATURE
+                       disable a feature for a user
+  --failure-delay-ms N Gromox mode: delay before each 401 in milliseconds (default 1000)
+  --ban-after N        Gromox mode: failures on one connection that ban the user
+                       name (default 10)
+  --ban-seconds N      Gromox mode: how long a ban lasts in seconds (default 60)
   --fault NAME[:ARG]   start in a fault mode, e.g. stall, huge-body:8, delay-ms:1500
   --pid-file FILE      write the process id to FILE, removed again on exit
   --quiet              do not log logon decisions to stderr
@@ -39,6 +50,11 @@ struct Options {
     pid_file: Option<PathBuf>,
 }
 
+fn number(option: &str, text: &str) -> Result<u64, String> {
+    text.parse()
+        .map_err(|_| format!("invalid {option} value {text:?}: expected a whole number"))
+}
+
 fn parse_options() -> Result<Options, String> {
     let mut mapihttp = false;
     let mut log = true;
@@ -49,6 +65,10 @@ fn parse_options() -> Result<Options, String> {
     let mut fault = Fault::None;
     let mut pid_file = None;
     let mut users = Vec::new();
+    let mut features: Vec<(bool, String, String)> = Vec::new();
+    let mut failure_delay: Option<Duration> = None;
+    let mut ban_after: Option<u32> = None;
+    let mut ban_duration: Option<Duration> = None;
 
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -70,6 +90,16 @@ fn parse_options() -> Result<Options, String> {
                 };
                 users.push((name.to_string(), password.to_string()));
             }
+            "--enable-feature" | "--disable-feature" => {
+                let text = value(&arg)?;
+                let Some((name, feature)) = text.split_once(':') else {
+                    return Err(format!("invalid {arg} value {text:?}: expected NAME:FEATURE, e.g. alice:imap"));
+                };
+                features.push((arg == "--enable-feature", name.to_string(), feature.to_string()));
+            }
+            "--failure-delay-ms" => failure_delay = Some(Duration::from_millis(number(&arg, &value(&arg)?)?)),
+            "--ban-after" => ban_after = Some(number(&arg, &value(&arg)?)? as u32),
+            "--ban-seconds" => ban_duration = Some(Duration::from_secs(number(&arg, &value(&arg)?)?)),
             "--tls-cert" => tls_cert = Some(PathBuf::from(value("--tls-cert")?)),
             "--tls-key" => tls_key = Some(PathBuf::from(value("--tls-key")?)),
             "--fault" => fault = value("--fault")?.parse()?,
@@ -86,6 +116,19 @@ fn parse_options() -> Result<Options, String> {
     for (name, password) in users {
         config = config.user(&name, &password);
     }
+    for (enable, name, feature) in features {
+        let Some(user) = config.users.iter_mut().find(|user| user.name == name) else {
+            return Err(format!("feature option for unknown user {name:?}: add --user {name}:PASSWORD first"));
+        };
+        if enable {
+            user.enabled_features.push(feature);
+        } else {
+            user.disabled_features.push(feature);
+        }
+    }
+    config.failure_delay = failure_delay.unwrap_or(config.failure_delay);
+    config.ban_after = ban_after.unwrap_or(config.ban_after);
+    config.ban_duration = ban_duration.unwrap_or(config.ban_duration);
     // Without --listen, a --unix server has no TCP listener; otherwise TCP is on 127.0.0.1.
     if listen.is_some() || unix.is_some() {
         config.tcp = listen;
