@@ -542,6 +542,47 @@ mod tests {
         }
     }
 
+    fn settings(args: &[&str]) -> Result<Settings, crate::options::SettingsError> {
+        Settings::from_args(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn settings_reject_plain_http_to_remote_host() {
+        assert!(settings(&["protocol=mapihttp", "socket=http://192.0.2.1/"]).is_err());
+    }
+
+    #[test]
+    fn settings_reject_plain_http_among_others() {
+        assert!(settings(&["protocol=mapihttp", "socket=https://mail.example.test/", "socket=http://mail.example.test/"]).is_err());
+    }
+
+    #[test]
+    fn settings_accept_https_to_remote_host() {
+        assert!(settings(&["protocol=mapihttp", "socket=https://mail.example.test/"]).is_ok());
+    }
+
+    #[test]
+    fn settings_accept_plain_http_to_loopback() {
+        for url in ["http://127.0.0.1:10080/", "http://[::1]:10080/", "http://localhost/"] {
+            assert!(settings(&["protocol=mapihttp", &format!("socket={url}")]).is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn settings_accept_unix_socket() {
+        assert!(settings(&["protocol=mapihttp", "socket=file:///run/gromox/http.sock"]).is_ok());
+    }
+
+    #[test]
+    fn settings_require_socket() {
+        assert!(settings(&["protocol=mapihttp"]).is_err());
+    }
+
+    #[test]
+    fn settings_keep_plain_http_for_soap() {
+        assert!(settings(&["protocol=soap", "socket=http://192.0.2.1:236/"]).is_ok());
+    }
+
     #[test]
     fn plain_http_to_remote_host_is_service_error() {
         let settings = Settings::default();
