@@ -180,26 +180,7 @@ fn logon(shared: &Shared, call: &Call, peer: &Peer) -> Result<(String, bool), Pa
     let password = deobfuscate(call.text("szPassword").unwrap_or(""));
     let impersonate_user_present = call.text("szImpersonateUser").is_some();
     let version = call.text("szVersion").map(str::to_string);
-
-    let mut record = LogonRecord {
-        username: username.clone(),
-        password: password.clone(),
-        flags,
-        capabilities,
-        version: version.clone(),
-        client_app: call.text("szClientApp").map(str::to_string),
-        client_app_version: call.text("szClientAppVersion").map(str::to_string),
-        client_app_misc: call.text("szClientAppMisc").map(str::to_string),
-        impersonate_user_present,
-        transport: peer.transport,
-        peer_pid: peer.pid,
-        peer_uid: peer.uid,
-        peer_addr: peer.addr,
-        client_cert_presented: peer.client_cert,
-        er: ER_SUCCESS,
-        http_status: 200,
-        peer_uid_bypass: false,
-    };
+    let mut record = logon_record(call, peer, &password, flags, capabilities);
 
     let response = if capabilities & KOPANO_CAP_UNICODE == 0 {
         record.er = KCERR_BAD_CHARWIDTH;
@@ -243,7 +224,8 @@ fn logon(shared: &Shared, call: &Call, peer: &Peer) -> Result<(String, bool), Pa
             lock(&shared.sessions).insert(session_id, Session { user, source: peer.source(), enhanced_ics });
             if version_too_old(version.as_deref()) {
                 // KCmdService::logon checks the version after CreateSession and leaves the
-                // session registered, but never sends its id: it lingers until it times out.
+                // session registered without sending its id. kopano-server drops it after
+                // session_timeout (300 s); the stand-in keeps it.
                 record.er = KCERR_INVALID_VERSION;
                 failed_logon_response(KCERR_INVALID_VERSION)
             } else {
@@ -257,6 +239,30 @@ fn logon(shared: &Shared, call: &Call, peer: &Peer) -> Result<(String, bool), Pa
     let chunked = record.er == ER_SUCCESS && capabilities & KOPANO_CAP_ENHANCED_ICS != 0;
     lock(&shared.logons).push(record);
     Ok((response, chunked))
+}
+
+/// Starts the record of a logon request, with `er` 0 until the decision is known.
+fn logon_record(call: &Call, peer: &Peer, password: &[u8], flags: u32, capabilities: u32) -> LogonRecord {
+    let text = |name: &str| call.text(name).map(str::to_string);
+    LogonRecord {
+        username: call.text("szUsername").unwrap_or("").to_string(),
+        password: password.to_vec(),
+        flags,
+        capabilities,
+        version: text("szVersion"),
+        client_app: text("szClientApp"),
+        client_app_version: text("szClientAppVersion"),
+        client_app_misc: text("szClientAppMisc"),
+        impersonate_user_present: call.text("szImpersonateUser").is_some(),
+        transport: peer.transport,
+        peer_pid: peer.pid,
+        peer_uid: peer.uid,
+        peer_addr: peer.addr,
+        client_cert_presented: peer.client_cert,
+        er: ER_SUCCESS,
+        http_status: 200,
+        peer_uid_bypass: false,
+    }
 }
 
 /// Logs a logon decision like kopano-server's audit log.
