@@ -9,6 +9,7 @@ use crate::backend::{self, Credentials};
 use crate::code::{decide, Outcome, PamCode};
 use crate::input::{self, for_log};
 use crate::options::Settings;
+use crate::throttle::{failed_logons, Recorded, Throttle};
 
 /// syslog priorities, as Linux-PAM modules use them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +124,18 @@ pub fn authenticate(pam: &mut dyn PamOps, args: &[String]) -> PamCode {
     let started = Instant::now();
     let log = |level: LogLevel, message: &str| pam.log(level, &format!("{message}; {}", context(&user)));
     let creds = Credentials { user: &user, password: &password, service: &service, rhost: rhost.as_deref() };
-    let outcome = backend::check(&settings, &creds, deadline, &log);
+    let throttle = Throttle::new(&settings, &user, rhost.as_deref());
+    let throttled = throttle.as_ref().and_then(|t| t.check(&|warning| log(LogLevel::Warning, warning)));
+    let outcome = match throttled {
+        Some(reason) => Outcome::InputRejected(reason),
+        None => {
+            let outcome = backend::check(&settings, &creds, deadline, &log);
+            if let Some(throttle) = &throttle {
+                record_for_throttle(throttle, &outcome, &log);
+            }
+            outcome
+        }
+    };
     drop(password);
     let code = decide(&outcome, &settings);
 
@@ -150,6 +162,23 @@ pub fn authenticate(pam: &mut dyn PamOps, args: &[String]) -> PamCode {
         Outcome::FeatureDenied(reason) => pam.log(LogLevel::Notice, &line("permission denied", reason)),
     }
     code
+}
+
+/// Counts a failed logon for throttling, or clears the count after a right
+/// password, and logs when a pair starts being throttled.
+fn record_for_throttle(throttle: &Throttle, outcome: &Outcome, log: &dyn Fn(LogLevel, &str)) {
+    match throttle.record(outcome) {
+        Ok(Recorded::Failure { failures, started: true }) => log(
+            LogLevel::Notice,
+            &format!(
+                "throttling after {}: further attempts are rejected without asking the server until {} s after the last failure",
+                failed_logons(failures),
+                throttle.window().as_secs()
+            ),
+        ),
+        Ok(_) => {}
+        Err(e) => log(LogLevel::Warning, &format!("{e}; the failure was not counted for throttling")),
+    }
 }
 
 /// `pam_sm_acct_mgmt`: PAM_SUCCESS for the user this handle authenticated through

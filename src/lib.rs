@@ -17,6 +17,7 @@ pub mod options;
 pub mod server;
 pub mod soap;
 pub mod state;
+pub mod throttle;
 pub mod transport;
 
 use code::PamCode;
