@@ -1,0 +1,131 @@
+//! Ownership and mode of the files the module trusts: the configuration file and
+//! the cafile. A user who can write either file can point the module at a server
+//! of their own.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Instant;
+
+use pam_mapi::options::{Settings, DEFAULT_CONFIG};
+use pam_mapi::server::ServerUrl;
+use pam_mapi::state::DownList;
+
+use crate::network;
+use crate::report::{Exit, Report};
+
+/// Checks the configuration file that `Settings::load` reads: the last
+/// `config=` argument, or the default file, which may be absent.
+pub fn check_config_file(report: &mut Report, module_args: &[String]) {
+    let named = module_args.iter().rev().find_map(|a| a.strip_prefix("config="));
+    let path = Path::new(named.unwrap_or(DEFAULT_CONFIG));
+    let step = format!("config file {}", path.display());
+    let started = Instant::now();
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && named.is_none() => {
+            report.pass(&step, started, "not present, so the built-in defaults and the arguments apply");
+        }
+        Err(e) => report.fail(
+            Exit::Configuration,
+            &step,
+            started,
+            &format!("cannot read it: {e}; create it or fix the config= argument"),
+        ),
+        Ok(_) => check_trusted_file(report, &step, path, started),
+    }
+}
+
+/// Checks the cafile, which decides which servers are believed. Without a
+/// cafile, checks that the system trust store is usable when an https server is
+/// configured.
+pub fn check_cafile(report: &mut Report, settings: &Settings) {
+    let needs_tls = settings.servers.iter().any(ServerUrl::is_tls);
+    let started = Instant::now();
+    match &settings.cafile {
+        Some(path) => {
+            let step = format!("cafile {}", path.display());
+            if let Err(e) = std::fs::metadata(path) {
+                report.fail(Exit::Configuration, &step, started, &format!("cannot read it: {e}; fix cafile="));
+                return;
+            }
+            check_trusted_file(report, &step, path, started);
+            let started = Instant::now();
+            match network::load_roots(Some(path)) {
+                Ok(roots) => report.pass(&step, started, &format!("{} CA certificate(s) loaded", roots.len())),
+                Err(message) => report.fail(Exit::Configuration, &step, started, &message),
+            }
+        }
+        None if needs_tls => match network::load_roots(None) {
+            Ok(roots) => report.pass(
+                "system trust store",
+                started,
+                &format!("{} CA certificate(s) loaded; set cafile= to trust only a private CA", roots.len()),
+            ),
+            Err(message) => report.fail(Exit::Configuration, "system trust store", started, &message),
+        },
+        None => {}
+    }
+}
+
+/// Fails the step unless `path` is a regular file owned by root and not writable
+/// by group or others, and warns about a directory that others can write to.
+fn check_trusted_file(report: &mut Report, step: &str, path: &Path, started: Instant) {
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) => {
+            report.fail(Exit::Configuration, step, started, &format!("cannot read it: {e}"));
+            return;
+        }
+    };
+    let mode = metadata.mode() & 0o7777;
+    let shown = path.display();
+    if !metadata.is_file() {
+        report.fail(Exit::Configuration, step, started, "not a regular file; point it at a file");
+    } else if metadata.uid() != 0 {
+        report.fail(
+            Exit::Configuration,
+            step,
+            started,
+            &format!("owned by uid {}, not root; run: chown root:root {shown}", metadata.uid()),
+        );
+    } else if mode & 0o022 != 0 {
+        report.fail(
+            Exit::Configuration,
+            step,
+            started,
+            &format!("writable by group or others (mode {mode:04o}); run: chmod go-w {shown}"),
+        );
+    } else {
+        report.pass(step, started, &format!("owner root, mode {mode:04o}"));
+    }
+
+    if let Some(directory) = path.parent() {
+        if let Ok(dir) = std::fs::metadata(directory) {
+            let dir_mode = dir.mode() & 0o7777;
+            let sticky = dir_mode & 0o1000 != 0;
+            if (dir.uid() != 0 || dir_mode & 0o022 != 0) && !sticky {
+                report.warn(
+                    step,
+                    &format!(
+                        "its directory {} (owner uid {}, mode {dir_mode:04o}) lets users other than root replace the file",
+                        directory.display(),
+                        dir.uid()
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Prints whether the state file marks `server` down, which makes the module
+/// try it after the other servers.
+pub fn show_state(report: &Report, settings: &Settings, server: &ServerUrl) {
+    match DownList::read(&settings.state_file) {
+        Ok(down) if down.is_down(server) => report.detail(&format!(
+            "state file {} marks this server down, so the module tries it after the others for up to {} s",
+            settings.state_file.display(),
+            settings.state_ttl.as_secs()
+        )),
+        Ok(_) => {}
+        Err(reason) => report.detail(&reason),
+    }
+}
