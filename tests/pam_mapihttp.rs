@@ -186,6 +186,22 @@ fn password_over_127_bytes_is_logged() {
 }
 
 #[test]
+fn non_ascii_user_is_auth_err() {
+    // Gromox 3.10 fails such a name with an SQL collation error and returns 401.
+    let server = gromox();
+    let service = service(&server.url(), "");
+    assert_eq!(name(authenticate(&service, "älice@example.test", ALICE_PASSWORD)), name(PAM_AUTH_ERR));
+}
+
+#[test]
+fn plain_http_to_ipv6_loopback_is_success() {
+    let server = Server::start(gromox_config().tcp(Some("[::1]:0".parse().unwrap()))).unwrap();
+    let port = server.tcp_addr().unwrap().port();
+    let service = service(&format!("http://[::1]:{port}/"), "");
+    assert_eq!(name(authenticate(&service, ALICE, ALICE_PASSWORD)), name(PAM_SUCCESS));
+}
+
+#[test]
 fn default_domain_completes_bare_name() {
     let server = gromox();
     let service = service(&server.url(), "default_domain=example.test");
