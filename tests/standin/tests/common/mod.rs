@@ -208,13 +208,10 @@ pub fn post_unix(path: &std::path::Path, body: &str) -> Reply {
     exchange(&mut unix(path), "/", body)
 }
 
-/// Returns a fresh socket path in a world-searchable directory, unique per test.
+/// Returns a socket path in the temporary directory, unique per test process and name.
+/// The server removes the socket when it is dropped, so nothing is left behind.
 pub fn socket_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kopano-standin-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mode = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
-    std::fs::set_permissions(&dir, mode).unwrap();
-    dir.join(format!("{name}.sock"))
+    std::env::temp_dir().join(format!("kopano-standin-{}-{name}.sock", std::process::id()))
 }
 
 /// Returns whether this process runs as root (the Unix-socket bypass tests need uid 0).
