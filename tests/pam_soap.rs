@@ -306,9 +306,12 @@ fn new_server_session_needs_no_logoff() {
 #[test]
 fn unknown_argument_is_service_err() {
     let server = server();
-    let service = Service::simple(&format!("socket={} no_such_option", server.url()));
+    let option = unique("no_such_option");
+    let service = Service::simple(&format!("socket={} {option}", server.url()));
     assert_eq!(authenticate(&service, "alice", ALICE_PASSWORD), PAM_SERVICE_ERR);
     assert_eq!(server.logons().len(), 0);
+    let lines = log_lines_with(&option, 1);
+    assert_eq!(lines.len(), 1, "the argument's text must be logged: {lines:?}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 # syslog daemon so that the module's log lines can be checked. Safe to run again.
 set -euo pipefail
 
-packages=(libpam0g-dev pamtester libpam-wrapper libpam-modules rsyslog ca-certificates)
+packages=(libpam0g-dev pamtester libpam-wrapper libpam-modules rsyslog ca-certificates binutils)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
