@@ -158,7 +158,7 @@ fn long_stored_password_never_matches() {
 
 #[test]
 fn ban_after_failures_on_one_connection() {
-    let server = Server::start(config().failure_delay(Duration::from_millis(10)).ban(3, Duration::from_millis(800))).unwrap();
+    let server = Server::start(config().failure_delay(Duration::from_millis(10)).ban(3, Duration::from_millis(1500))).unwrap();
     let wrong = basic(b"bob@example.test:wrong");
     let right = basic(b"bob@example.test:Bob-Secret-2");
     let mut stream = tcp(server.tcp_addr().unwrap());
@@ -171,7 +171,7 @@ fn ban_after_failures_on_one_connection() {
     assert_eq!(ping_on(&mut stream, Some(&right)).status, 401, "right password, same connection");
     assert_eq!(ping_as(&server, "bob@example.test", "Bob-Secret-2").0.status, 401, "new connection");
     assert_eq!(ping_as(&server, "alice@example.test", "Alice-Secret-1").0.status, 200, "other user");
-    std::thread::sleep(Duration::from_millis(900));
+    std::thread::sleep(Duration::from_millis(1600));
     assert_eq!(ping_as(&server, "bob@example.test", "Bob-Secret-2").0.status, 200, "after the ban");
 }
 
