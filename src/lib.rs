@@ -1,5 +1,6 @@
 //! pam_mapi: a PAM module that checks a user name and password by logging on to a
-//! Kopano or Zarafa server over its SOAP protocol ("MAPI in SOAP").
+//! Kopano or Zarafa server over its SOAP protocol ("MAPI in SOAP"), or to a
+//! grommunio or Exchange server over MAPI over HTTP.
 //!
 //! This file holds only the exported `pam_sm_*` entry points. Each one goes through
 //! [`ffi::guard`], which catches panics and bad handles; the decisions are in
