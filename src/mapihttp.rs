@@ -25,7 +25,7 @@
 //! | anything else, redirects included | `Unavailable` |
 //!
 //! Gromox 3.10 replies to a PING without a session cookie with
-//! `X-ResponseCode: 6` (invalid context cookie), and 0 is the protocol's success
+//! `X-ResponseCode: 6` (missing context cookie), and 0 is the protocol's success
 //! code. A web server that returns 200 for any request sends no `X-ResponseCode`,
 //! so it cannot confirm a password.
 //!

@@ -220,7 +220,7 @@ fn garbage_reply_is_authinfo_unavail() {
 #[test]
 fn huge_reply_is_authinfo_unavail() {
     let server = server();
-    server.set_fault(Fault::HugeBody(4 << 20));
+    server.set_fault(Fault::HugeBody(4));
     let service = Service::simple(&format!("socket={}", server.url()));
     assert_eq!(authenticate(&service, "alice", ALICE_PASSWORD), PAM_AUTHINFO_UNAVAIL);
 }
