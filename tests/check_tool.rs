@@ -452,3 +452,153 @@ fn help_documents_exit_statuses() {
         assert!(documented, "--help does not document exit status {status} ({meaning}):\n{}", run.stdout);
     }
 }
+
+#[test]
+fn service_option_reaches_server() {
+    let server = soap_server();
+    let scratch = Scratch::new();
+    let extra = [format!("socket={}", server.url()), "--user".into(), "alice".into(), "--service".into(), "smtp".into()];
+    let run = check(&args_with(&scratch, &extra), Some(&format!("{PASSWORD}\n")));
+    assert_eq!(run.status, 0, "{}", run.describe());
+    let logon = server.logons().into_iter().find(|l| l.username == "alice").expect("no logon for alice");
+    let misc = logon.client_app_misc.unwrap_or_default();
+    assert!(misc.contains("service=smtp"), "szClientAppMisc {misc:?}");
+}
+
+#[test]
+fn host_name_is_resolved_and_listed() {
+    let server = soap_server();
+    let scratch = Scratch::new();
+    let port = server.tcp_addr().unwrap().port();
+    let run = check(&args_with(&scratch, &[format!("socket=http://localhost:{port}/kopano")]), None);
+    assert_eq!(run.status, 0, "{}", run.describe());
+    assert!(run.has_line("dns localhost: ok, "), "{}", run.describe());
+    assert!(run.has_line(&format!("connect 127.0.0.1:{port}: ok")), "{}", run.describe());
+}
+
+#[test]
+fn unresolvable_host_exits_with_dns_status() {
+    // A private mount namespace gives the tool a resolv.conf whose only name
+    // server is the loopback address, where nothing listens, so the lookup
+    // fails at once and sends nothing off the machine.
+    let scratch = Scratch::new();
+    let resolv = scratch.dir.join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n").unwrap();
+    let mut args = vec![
+        "-m".to_string(),
+        "sh".into(),
+        "-c".into(),
+        "mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"".into(),
+        resolv.display().to_string(),
+        env!("CARGO_BIN_EXE_pam_mapi-check").into(),
+    ];
+    args.extend(args_with(&scratch, &["socket=http://kopano.pam-mapi-test.invalid:236/kopano".into()]));
+    let output = Command::new("unshare").args(&args).stdin(Stdio::null()).output().expect("unshare from util-linux is needed");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("dns kopano.pam-mapi-test.invalid: FAILED"), "stdout:\n{stdout}");
+}
+
+#[test]
+fn failover_success_still_reports_dead_server() {
+    let server = soap_server();
+    let scratch = Scratch::new();
+    let port = dead_port();
+    let extra = [
+        format!("socket=http://127.0.0.1:{port}/kopano"),
+        format!("socket={}", server.url()),
+        "--user".into(),
+        "alice".into(),
+    ];
+    let run = check(&args_with(&scratch, &extra), Some(&format!("{PASSWORD}\n")));
+    assert_eq!(run.status, 5, "{}", run.describe());
+    assert!(run.has_line("result: PAM_SUCCESS"), "{}", run.describe());
+    assert!(run.has_line("server 2 of 2"), "{}", run.describe());
+}
+
+#[test]
+fn redirect_exits_with_server_status() {
+    let server = soap_server();
+    server.set_fault(Fault::Redirect(302, "http://192.0.2.9/kopano".into()));
+    let scratch = Scratch::new();
+    let run = check(&args_with(&scratch, &[format!("socket={}", server.url())]), None);
+    assert_eq!(run.status, 7, "{}", run.describe());
+    assert!(run.has_line("HTTP 302 redirect to http://192.0.2.9/kopano"), "{}", run.describe());
+}
+
+#[test]
+fn reply_without_version_passes() {
+    let canned = common::Canned::start(vec![common::soap_reply(
+        "<ns:logonResponse><er>2147483657</er><ulSessionId>0</ulSessionId><ulCapabilities>0</ulCapabilities></ns:logonResponse>",
+    )]);
+    let scratch = Scratch::new();
+    let run = check(&args_with(&scratch, &[format!("socket={}", canned.url())]), None);
+    assert_eq!(run.status, 0, "{}", run.describe());
+    assert!(run.has_line("version: not sent"), "{}", run.describe());
+}
+
+#[test]
+fn probe_accepted_exits_with_server_status() {
+    let canned = common::Canned::start(vec![common::soap_reply(
+        "<ns:logonResponse><er>0</er><ulSessionId>0</ulSessionId><lpszVersion>0,11,0,2</lpszVersion><ulCapabilities>39592</ulCapabilities></ns:logonResponse>",
+    )]);
+    let scratch = Scratch::new();
+    let run = check(&args_with(&scratch, &[format!("socket={}", canned.url())]), None);
+    assert_eq!(run.status, 7, "{}", run.describe());
+    assert!(run.has_line("does not check passwords"), "{}", run.describe());
+}
+
+#[test]
+fn client_rejection_exits_with_server_status() {
+    let canned = common::Canned::start(vec![common::soap_reply(
+        "<ns:logonResponse><er>2147483681</er><ulSessionId>0</ulSessionId><lpszVersion>0,11,0,2</lpszVersion><ulCapabilities>0</ulCapabilities></ns:logonResponse>",
+    )]);
+    let scratch = Scratch::new();
+    let run = check(&args_with(&scratch, &[format!("socket={}", canned.url())]), None);
+    assert_eq!(run.status, 7, "{}", run.describe());
+    assert!(run.has_line("rejects this client"), "{}", run.describe());
+}
+
+#[test]
+fn tls_handshake_stall_exits_with_tls_status_within_timeout() {
+    let pki = Pki::new("pam_mapi check CA");
+    let server = tls_server(&pki, &["localhost", "127.0.0.1"], false);
+    server.set_fault(Fault::TlsHandshakeStall);
+    let scratch = Scratch::new();
+    let cafile = pki.write_cafile(&scratch.dir);
+    let started = Instant::now();
+    let extra = [format!("socket={}", server.url()), format!("cafile={}", cafile.display()), "timeout=1".into()];
+    let run = check(&args_with(&scratch, &extra), None);
+    let elapsed = started.elapsed();
+    assert_eq!(run.status, 6, "{}", run.describe());
+    assert!(run.has_line("tls: FAILED, timed out"), "{}", run.describe());
+    assert!(elapsed < Duration::from_secs(3), "timeout=1 took {elapsed:?}");
+}
+
+#[test]
+fn plain_http_server_at_https_url_exits_with_tls_status() {
+    let server = soap_server();
+    let scratch = Scratch::new();
+    let port = server.tcp_addr().unwrap().port();
+    let run = check(&args_with(&scratch, &[format!("socket=https://127.0.0.1:{port}/kopano"), "timeout=2".into()]), None);
+    assert_eq!(run.status, 6, "{}", run.describe());
+    assert!(run.has_line("tls: FAILED"), "{}", run.describe());
+}
+
+#[test]
+fn mapihttp_right_password_prints_success() {
+    let server = Server::start(Config::mapihttp().user("alice@example.test", PASSWORD)).unwrap();
+    let scratch = Scratch::new();
+    let extra = [
+        format!("socket={}", server.url()),
+        "protocol=mapihttp".into(),
+        "default_domain=example.test".into(),
+        "--user".into(),
+        "alice".into(),
+    ];
+    let run = check(&args_with(&scratch, &extra), Some(&format!("{PASSWORD}\n")));
+    assert_eq!(run.status, 0, "{}", run.describe());
+    assert!(run.has_line("sent to the server as \"alice@example.test\""), "{}", run.describe());
+    assert!(run.has_line("result: PAM_SUCCESS"), "{}", run.describe());
+}

@@ -29,8 +29,9 @@ Usage: pam_mapi-check [MODULE-ARGUMENTS...] [--user NAME] [--service NAME]
 
 Checks the settings and servers of the pam_mapi PAM module, step by step, and
 prints the result and duration of each step. MODULE-ARGUMENTS are written as on
-the pam_mapi.so line in /etc/pam.d, for example socket=https://mail.example.com/kopano
-or config=/etc/security/pam_mapi-test.conf. Without them the tool reads
+the pam_mapi.so line in /etc/pam.d, for example
+socket=https://mail.example.com/kopano or
+config=/etc/security/pam_mapi-test.conf. Without them the tool reads
 /etc/security/pam_mapi.conf and the built-in defaults, as the module does.
 
 Steps:
@@ -258,6 +259,10 @@ fn setting_value(settings: &Settings, name: &str) -> Option<String> {
         "ignore_authinfo_unavail" => yes_no(settings.ignore_authinfo_unavail),
         "state_file" => settings.state_file.display().to_string(),
         "state_ttl" => seconds(settings.state_ttl),
+        "throttle_failures" if settings.throttle_failures == 0 => "0 (off)".to_string(),
+        "throttle_failures" => settings.throttle_failures.to_string(),
+        "throttle_window" => seconds(settings.throttle_window),
+        "throttle_file" => settings.throttle_file.display().to_string(),
         "try_first_pass" => yes_no(settings.try_first_pass),
         "use_first_pass" => yes_no(settings.use_first_pass),
         "quiet" => yes_no(settings.quiet),

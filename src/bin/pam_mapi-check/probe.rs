@@ -6,7 +6,9 @@
 use std::io::Read;
 use std::time::Instant;
 
+use pam_mapi::backend::Credentials;
 use pam_mapi::input::for_log;
+use pam_mapi::mapihttp;
 use pam_mapi::options::{Protocol, Settings};
 use pam_mapi::server::ServerUrl;
 use pam_mapi::soap::{self, LogonRequest, ReplyError};
@@ -148,30 +150,28 @@ fn product(version: &str) -> String {
     }
 }
 
-/// MAPI over HTTP: a PING without credentials. A server that checks passwords
-/// with HTTP Basic replies 401 with a `WWW-Authenticate: Basic` challenge.
+/// MAPI over HTTP: the module's PING (same path and headers) without the
+/// Authorization header. A server that checks passwords with HTTP Basic replies
+/// 401 with a `WWW-Authenticate: Basic` challenge. The request carries no
+/// credentials, so no password check can fail and add to Gromox's per-user ban.
 fn mapihttp_ping(report: &mut Report, settings: &Settings, server: &ServerUrl, deadline: Instant) {
     let started = Instant::now();
-    let ServerUrl::Http { url, host, port, tls } = server else {
-        // TODO: send the PING over a Unix socket too; Gromox and Exchange listen on TCP only.
-        report.warn("server", "the PING is only sent over http and https; skipped for a Unix socket");
+    if !server.is_tls() && !server.is_local() {
+        report.fail(
+            Exit::Configuration,
+            "server",
+            started,
+            "protocol=mapihttp sends the password in an HTTP Basic header, so the module refuses plain http to another machine; use https://",
+        );
         return;
-    };
+    }
     let domain = settings.default_domain.as_deref().unwrap_or("invalid");
-    let target = format!("/mapi/emsmdb/?MailboxId=pam_mapi-check@{domain}");
-    let ping_url = format!("{}{target}", origin_of(url));
-    let ping_server = ServerUrl::Http { url: ping_url.clone(), host: host.clone(), port: *port, tls: *tls };
-    let Some(client) = client(report, settings, &ping_server, started) else { return };
-    let request_id = format!("{{{}}}:1", random_guid());
-    let client_info = format!("{{{}}}:1", random_guid());
-    let user_agent = format!("pam_mapi-check/{}", env!("CARGO_PKG_VERSION"));
-    let headers = [
-        ("Content-Type", "application/mapi-http"),
-        ("X-RequestType", "PING"),
-        ("X-RequestId", request_id.as_str()),
-        ("X-ClientInfo", client_info.as_str()),
-        ("X-ClientApplication", user_agent.as_str()),
-    ];
+    let mailbox = format!("pam_mapi-check@{domain}");
+    let creds = Credentials { user: &mailbox, password: "", service: "pam_mapi-check", rhost: None };
+    let request = mapihttp::ping_request(server, &creds);
+    let Some(client) = client(report, settings, server, started) else { return };
+    let client = client.with_target(&request.target);
+    let headers: Vec<(&str, &str)> = request.headers.iter().map(|(name, value)| (*name, value.as_str())).collect();
     let reply = match client.post(b"", &headers, deadline) {
         Ok(reply) => reply,
         Err(e) => {
@@ -180,15 +180,23 @@ fn mapihttp_ping(report: &mut Report, settings: &Settings, server: &ServerUrl, d
         }
     };
 
-    let challenge = reply.header("www-authenticate").unwrap_or("");
-    let basic = challenge.to_ascii_lowercase().starts_with("basic");
+    let target = &request.target;
+    let challenges: Vec<String> = reply
+        .headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("www-authenticate"))
+        .map(|(_, value)| value.trim().to_ascii_lowercase())
+        .collect();
+    let basic = challenges.iter().any(|c| c == "basic" || c.starts_with("basic "));
     match reply.status {
-        401 if basic => report.pass("server", started, &format!("HTTP 401 to a PING without credentials at {target}, as expected")),
+        401 if basic || challenges.is_empty() => {
+            report.pass("server", started, &format!("HTTP 401 to a PING without credentials at {target}, as expected"))
+        }
         401 => report.fail(
             Exit::ServerAnswer,
             "server",
             started,
-            "HTTP 401 without a Basic challenge; pam_mapi logs on with HTTP Basic, so enable Basic authentication for MAPI over HTTP",
+            "HTTP 401 without a Basic challenge; pam_mapi logs on with HTTP Basic only, so enable Basic authentication for MAPI over HTTP",
         ),
         200 => report.fail(
             Exit::ServerAnswer,
@@ -210,15 +218,6 @@ fn mapihttp_ping(report: &mut Report, settings: &Settings, server: &ServerUrl, d
             let printable: String = value.chars().take(256).map(|c| if c.is_control() { '?' } else { c }).collect();
             report.detail(&format!("{name}: {printable}"));
         }
-    }
-}
-
-/// Returns `scheme://authority` of an http or https URL.
-fn origin_of(url: &str) -> &str {
-    let authority_start = url.find("://").map_or(0, |i| i + 3);
-    match url[authority_start..].find('/') {
-        Some(i) => &url[..authority_start + i],
-        None => url,
     }
 }
 
@@ -245,12 +244,6 @@ fn random_password() -> String {
     random_bytes::<16>().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn random_guid() -> String {
-    let b = random_bytes::<16>();
-    let hex = |range: std::ops::Range<usize>| b[range].iter().map(|x| format!("{x:02x}")).collect::<String>();
-    format!("{}-{}-{}-{}-{}", hex(0..4), hex(4..6), hex(6..8), hex(8..10), hex(10..16))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,16 +256,6 @@ mod tests {
     #[test]
     fn product_of_zarafa_version() {
         assert_eq!(product("0,7,2,6,12345"), "Zarafa 7.2.6.12345");
-    }
-
-    #[test]
-    fn origin_of_url_with_path() {
-        assert_eq!(origin_of("https://mail.example.test:8443/some/path"), "https://mail.example.test:8443");
-    }
-
-    #[test]
-    fn origin_of_url_without_path() {
-        assert_eq!(origin_of("http://[::1]:8080"), "http://[::1]:8080");
     }
 
     #[test]
