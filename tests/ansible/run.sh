@@ -26,6 +26,10 @@ WORK=${PAM_MAPI_ANSIBLE_WORK:-/tmp/pam_mapi-ansible}
 TARGET=${CARGO_TARGET_DIR:-$REPO/target}
 DEBIAN_MIRROR=http://deb.debian.org/debian
 STANDIN_SOCKET=/run/kopano-standin/server.sock
+# Passwords that occur nowhere else, so that a search of the logs for them
+# finds only leaks.
+GOOD_PASSWORD=Kx7-good-Pw
+BAD_PASSWORD=Qz4-wrong-Pw
 
 passed=0
 failed=0
@@ -150,7 +154,7 @@ prepare_root() {
 Description=Stand-in Kopano server for the pam_mapi role test
 
 [Service]
-ExecStart=/usr/local/bin/kopano-standin --listen 127.0.0.1:2360 --unix $STANDIN_SOCKET --user alice:secret
+ExecStart=/usr/local/bin/kopano-standin --listen 127.0.0.1:2360 --unix $STANDIN_SOCKET --user alice:$GOOD_PASSWORD
 RuntimeDirectory=kopano-standin
 
 [Install]
@@ -272,7 +276,7 @@ auth_rejected() {
     echo "$output" | grep -qE '^<[~*]* +535 ' && [ "$rc" -ne 0 ]
 }
 
-# Succeeds when AUTH did not succeed, whatever the reply.
+# Succeeds when swaks got no 235, whatever the reply, and exited non-zero.
 auth_not_accepted() {
     local output rc
     output=$(swaks_auth "$@" 2>&1)
@@ -287,6 +291,15 @@ testsaslauthd_ok() {
 
 testsaslauthd_fails() {
     ! in_ct testsaslauthd -u alice -p "$1" -s smtp -f "$2/mux"
+}
+
+# e2e.yml sets pam_mapi_debug, so pam_mapi logs each logon through journald.
+journal_mentions_pam_mapi() {
+    in_ct journalctl --no-pager -o cat | grep 'pam_mapi' | tail -n 5 | grep .
+}
+
+journal_has_no_password() {
+    ! in_ct journalctl --no-pager -o short | grep -F -e "$GOOD_PASSWORD" -e "$BAD_PASSWORD"
 }
 
 # --- One MTA, end to end ---------------------------------------------------------
@@ -304,13 +317,13 @@ run_mta() {
     playbook_ok "$mta: check mode on a fresh host" "$TEST_DIR/e2e.yml" --check "${extra[@]}"
     playbook_ok "$mta: first run" "$TEST_DIR/e2e.yml" "${extra[@]}" || { stop_container; return; }
 
-    check "$mta: testsaslauthd right password" testsaslauthd_ok secret "$socket_dir"
-    check "$mta: testsaslauthd wrong password" testsaslauthd_fails wrong "$socket_dir"
-    check "$mta: AUTH PLAIN right password -> 235" auth_accepted PLAIN secret --tls
-    check "$mta: AUTH LOGIN right password -> 235" auth_accepted LOGIN secret --tls
-    check "$mta: AUTH PLAIN wrong password -> 535" auth_rejected PLAIN wrong --tls
-    check "$mta: AUTH LOGIN wrong password -> 535" auth_rejected LOGIN wrong --tls
-    check "$mta: AUTH without STARTTLS refused" auth_not_accepted PLAIN secret
+    check "$mta: testsaslauthd right password" testsaslauthd_ok "$GOOD_PASSWORD" "$socket_dir"
+    check "$mta: testsaslauthd wrong password" testsaslauthd_fails "$BAD_PASSWORD" "$socket_dir"
+    check "$mta: AUTH PLAIN right password -> 235" auth_accepted PLAIN "$GOOD_PASSWORD" --tls
+    check "$mta: AUTH LOGIN right password -> 235" auth_accepted LOGIN "$GOOD_PASSWORD" --tls
+    check "$mta: AUTH PLAIN wrong password -> 535" auth_rejected PLAIN "$BAD_PASSWORD" --tls
+    check "$mta: AUTH LOGIN wrong password -> 535" auth_rejected LOGIN "$BAD_PASSWORD" --tls
+    check "$mta: AUTH without STARTTLS rejected" auth_not_accepted PLAIN "$GOOD_PASSWORD"
 
     playbook_ok "$mta: second run" "$TEST_DIR/e2e.yml" "${extra[@]}" &&
         expect_no_change "$mta: second run changed=0" "$mta: second run"
@@ -318,9 +331,12 @@ run_mta() {
         expect_no_change "$mta: check mode changed=0" "$mta: check mode after convergence"
 
     in_ct systemctl stop kopano-standin
-    check "$mta: testsaslauthd with server stopped fails" testsaslauthd_fails secret "$socket_dir"
-    check "$mta: AUTH PLAIN with server stopped not 235" auth_not_accepted PLAIN secret --tls
-    check "$mta: AUTH LOGIN with server stopped not 235" auth_not_accepted LOGIN secret --tls
+    check "$mta: testsaslauthd with server stopped fails" testsaslauthd_fails "$GOOD_PASSWORD" "$socket_dir"
+    check "$mta: AUTH PLAIN with server stopped not 235" auth_not_accepted PLAIN "$GOOD_PASSWORD" --tls
+    check "$mta: AUTH LOGIN with server stopped not 235" auth_not_accepted LOGIN "$GOOD_PASSWORD" --tls
+
+    check "$mta: journal has pam_mapi lines" journal_mentions_pam_mapi
+    check "$mta: journal holds no password" journal_has_no_password
 
     render_el "$mta"
     stop_container
