@@ -4,7 +4,7 @@
 //! The transport (HTTP, TLS, Unix socket) is not here; see `transport.rs`.
 
 use base64::Engine;
-use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, Event};
 use quick_xml::{Reader, Writer};
 use zeroize::Zeroizing;
 
@@ -51,7 +51,7 @@ pub struct LogonRequest<'a> {
 /// UTF-8 byte XOR 0xA5), and the server decodes it back to the password as typed.
 pub fn logon_request(req: &LogonRequest) -> Zeroizing<Vec<u8>> {
     let password = if req.password.starts_with("{1}:") || req.password.starts_with("{2}:") {
-        Zeroizing::new(obfuscate(req.password))
+        obfuscate(req.password)
     } else {
         Zeroizing::new(req.password.to_string())
     };
@@ -83,9 +83,14 @@ pub fn get_user_request(session_id: u64) -> Zeroizing<Vec<u8>> {
 }
 
 /// Encodes a password the way Kopano's `{2}:` obfuscation expects.
-fn obfuscate(password: &str) -> String {
+fn obfuscate(password: &str) -> Zeroizing<String> {
     let bytes: Zeroizing<Vec<u8>> = Zeroizing::new(password.bytes().map(|b| b ^ 0xA5).collect());
-    format!("{{2}}:{}", base64::engine::general_purpose::STANDARD.encode(bytes.as_slice()))
+    // Sized up front, because growing the string would free partial copies unwiped.
+    let encoded_len = base64::encoded_len(bytes.len(), true).unwrap_or(0);
+    let mut out = Zeroizing::new(String::with_capacity("{2}:".len() + encoded_len));
+    out.push_str("{2}:");
+    base64::engine::general_purpose::STANDARD.encode_string(bytes.as_slice(), &mut *out);
+    out
 }
 
 fn envelope(method: &str, fields: &[(&str, &str)]) -> Zeroizing<Vec<u8>> {
@@ -111,7 +116,9 @@ fn envelope(method: &str, fields: &[(&str, &str)]) -> Zeroizing<Vec<u8>> {
     write(&mut writer, Event::Start(BytesStart::new(method)));
     for (name, value) in fields {
         write(&mut writer, Event::Start(BytesStart::new(*name)));
-        write(&mut writer, Event::Text(BytesText::new(value)));
+        // Escaped straight into the buffer: quick-xml's BytesText::new would
+        // escape into a separate String and free it unwiped.
+        push_escaped(writer.get_mut(), value);
         write(&mut writer, Event::End(BytesEnd::new(*name)));
     }
     write(&mut writer, Event::End(BytesEnd::new(method)));
@@ -119,6 +126,21 @@ fn envelope(method: &str, fields: &[(&str, &str)]) -> Zeroizing<Vec<u8>> {
     write(&mut writer, Event::End(BytesEnd::new("SOAP-ENV:Envelope")));
     drop(writer);
     buffer
+}
+
+/// Appends `text` to `out` with the five XML special characters escaped, the
+/// same escapes as quick-xml's `escape`.
+fn push_escaped(out: &mut Vec<u8>, text: &str) {
+    for byte in text.bytes() {
+        match byte {
+            b'&' => out.extend_from_slice(b"&amp;"),
+            b'<' => out.extend_from_slice(b"&lt;"),
+            b'>' => out.extend_from_slice(b"&gt;"),
+            b'\'' => out.extend_from_slice(b"&apos;"),
+            b'"' => out.extend_from_slice(b"&quot;"),
+            other => out.push(other),
+        }
+    }
 }
 
 /// The parts of a `logonResponse` the module uses.
@@ -538,6 +560,21 @@ mod tests {
         let expected: Vec<u8> = "{1}:abc".bytes().map(|b| b ^ 0xA5).collect();
         let encoded = base64::engine::general_purpose::STANDARD.encode(expected);
         assert!(xml.contains(&format!("<szPassword>{{2}}:{encoded}</szPassword>")), "{xml}");
+    }
+
+    #[test]
+    fn obfuscated_password_is_built_without_regrowing() {
+        // A string that never regrew leaves no freed, unwiped copy behind.
+        let encoded = obfuscate("{1}:abcdefghijklmnopqrstuvwxyz-0123456789");
+        assert_eq!(encoded.capacity(), encoded.len());
+    }
+
+    #[test]
+    fn logon_request_escapes_markup_in_every_field() {
+        let req = LogonRequest { user: "a&<b>'\"", password: "p", flags: 3, client_misc: "m&<>'\"" };
+        let xml = String::from_utf8(logon_request(&req).to_vec()).unwrap();
+        assert!(xml.contains("<szUsername>a&amp;&lt;b&gt;&apos;&quot;</szUsername>"), "{xml}");
+        assert!(xml.contains("<szClientAppMisc>m&amp;&lt;&gt;&apos;&quot;</szClientAppMisc>"), "{xml}");
     }
 
     #[test]

@@ -134,6 +134,8 @@ impl Client {
             request = request.header(*name, *value);
         }
         let request = request.config().timeout_global(Some(remaining)).build();
+        // TODO: ureq copies the body and the header values, which hold the password
+        // (SOAP szPassword, Basic Authorization), into buffers that it frees unwiped.
         let mut response = request.send(body).map_err(describe)?;
         let status = response.status().as_u16();
         let headers = response
