@@ -1,0 +1,141 @@
+//! The floor: a minimal client that sends the module's own logon request bytes
+//! over a new connection per logon and reads the reply, plus the proxy that
+//! records those bytes from one real module call.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+
+/// Reads one HTTP/1.1 message (head and a `Content-Length` body) from `stream`.
+pub fn read_message(stream: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut message = Vec::with_capacity(2048);
+    let mut chunk = [0u8; 4096];
+    let mut expected: Option<usize> = None;
+    loop {
+        if expected.is_none() {
+            if let Some(end) = find(&message, b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&message[..end]).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                    .unwrap_or(0);
+                expected = Some(end + 4 + length);
+            }
+        }
+        if let Some(total) = expected {
+            if message.len() >= total {
+                message.truncate(total);
+                return Ok(message);
+            }
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed mid-message"));
+        }
+        message.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Returns whether a reply is an HTTP 200 with `er` 0.
+pub fn is_success(reply: &[u8]) -> bool {
+    reply.starts_with(b"HTTP/1.1 200") && find(reply, b"<er>0</er>").is_some()
+}
+
+/// Listening address of a stand-in.
+#[derive(Clone, Debug)]
+pub enum Endpoint {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+fn connect(endpoint: &Endpoint) -> std::io::Result<Box<dyn ReadWrite>> {
+    Ok(match endpoint {
+        Endpoint::Tcp(addr) => Box::new(TcpStream::connect(addr)?),
+        Endpoint::Unix(path) => Box::new(UnixStream::connect(path)?),
+    })
+}
+
+pub trait ReadWrite: Read + Write + Send {}
+impl<T: Read + Write + Send> ReadWrite for T {}
+
+/// Sends `request` over a new plain connection and reads the reply.
+pub fn logon_plain(endpoint: &Endpoint, request: &[u8]) -> std::io::Result<bool> {
+    let mut stream = connect(endpoint)?;
+    stream.write_all(request)?;
+    Ok(is_success(&read_message(&mut stream)?))
+}
+
+/// Sends `request` over a new TLS connection with a full handshake: the CA file
+/// is read and a fresh client configuration built for every logon, as a module
+/// loaded anew for each PAM transaction must do.
+pub fn logon_tls(addr: SocketAddr, cafile: &Path, request: &[u8]) -> std::io::Result<bool> {
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_file_iter(cafile).map_err(std::io::Error::other)? {
+        roots.add(certificate.map_err(std::io::Error::other)?).map_err(std::io::Error::other)?;
+    }
+    // The module uses ring too; rustls 0.23.4x deprecates its constructor only
+    // because ring has no post-quantum key exchange.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.resumption = rustls::client::Resumption::disabled();
+    let name = ServerName::IpAddress(addr.ip().into());
+    let connection = rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
+    let mut stream = rustls::StreamOwned::new(connection, TcpStream::connect(addr)?);
+    stream.write_all(request)?;
+    Ok(is_success(&read_message(&mut stream)?))
+}
+
+/// A listener that forwards one connection to `upstream` and records the
+/// request bytes, to learn what the module sends.
+pub struct Recorder {
+    pub url: String,
+    thread: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl Recorder {
+    /// Listens on loopback TCP when `unix` is `None`, else on that socket path.
+    pub fn start(upstream: Endpoint, unix: Option<&Path>) -> Recorder {
+        let (url, accept): (String, Box<dyn FnOnce() -> Box<dyn ReadWrite> + Send>) = match unix {
+            None => {
+                let listener = TcpListener::bind("127.0.0.1:0").expect("bind recorder");
+                let url = format!("http://{}/kopano", listener.local_addr().unwrap());
+                (url, Box::new(move || Box::new(listener.accept().expect("accept").0)))
+            }
+            Some(path) => {
+                let _ = std::fs::remove_file(path);
+                let listener = UnixListener::bind(path).expect("bind recorder socket");
+                (format!("file://{}", path.display()), Box::new(move || Box::new(listener.accept().expect("accept").0)))
+            }
+        };
+        let thread = std::thread::spawn(move || {
+            let mut client = accept();
+            let request = read_message(&mut client).expect("read the module's request");
+            let mut server = connect(&upstream).expect("connect to the stand-in");
+            server.write_all(&request).expect("forward request");
+            let reply = read_message(&mut server).expect("read the stand-in's reply");
+            client.write_all(&reply).expect("forward reply");
+            request
+        });
+        Recorder { url, thread }
+    }
+
+    /// Returns the recorded request.
+    pub fn request(self) -> Vec<u8> {
+        self.thread.join().expect("recorder thread")
+    }
+}
