@@ -315,6 +315,8 @@ run_mta() {
     write_inventory
 
     playbook_ok "$mta: check mode on a fresh host" "$TEST_DIR/e2e.yml" --check "${extra[@]}"
+    check "$mta: check mode reports changes" sh -c "echo '$RECAP' | grep -qv 'changed=0 '"
+    check "$mta: check mode wrote no file" in_ct test ! -e /etc/security/pam_mapi.conf
     playbook_ok "$mta: first run" "$TEST_DIR/e2e.yml" "${extra[@]}" || { stop_container; return; }
 
     check "$mta: testsaslauthd right password" testsaslauthd_ok "$GOOD_PASSWORD" "$socket_dir"
@@ -412,7 +414,7 @@ main() {
 
     check "ansible-lint (production profile)" \
         env -C "$ROLE_DIR" NO_COLOR=1 "$WORK/lint-venv/bin/ansible-lint" --offline --profile production \
-        site.yml roles/pam_mapi "$TEST_DIR/e2e.yml" "$TEST_DIR/render_el.yml"
+        site.yml inventory roles/pam_mapi "$TEST_DIR/e2e.yml" "$TEST_DIR/render_el.yml"
 
     run_mta postfix kopano_only /var/spool/postfix/var/run/saslauthd
     run_mta sendmail kopano_and_system /var/run/saslauthd
