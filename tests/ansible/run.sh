@@ -10,9 +10,8 @@
 # per check and exits non-zero when a check failed.
 #
 # Environment:
-#   PAM_MAPI_DEB          libpam-mapi .deb to install (default: the newest
-#                         target/debian/libpam-mapi_*_amd64.deb, built with
-#                         "cargo deb" when there is none)
+#   PAM_MAPI_DEB          libpam-mapi .deb to install (default: built from
+#                         this tree with "cargo deb")
 #   KOPANO_STANDIN        kopano-standin binary (default: built with cargo)
 #   PAM_MAPI_ANSIBLE_WORK work and cache directory (default: /tmp/pam_mapi-ansible)
 #   CARGO_TARGET_DIR      cargo's target directory (default: target/)
@@ -85,21 +84,20 @@ install_tools() {
     fi
 }
 
-# Finds or builds the libpam-mapi package and the stand-in server binary.
+# Builds the libpam-mapi package and the stand-in server from this tree,
+# unless PAM_MAPI_DEB and KOPANO_STANDIN name them.
 find_artifacts() {
     if [ -z "${PAM_MAPI_DEB:-}" ]; then
-        PAM_MAPI_DEB=$(ls -t "$TARGET"/debian/libpam-mapi_*_amd64.deb 2> /dev/null | head -n 1)
-    fi
-    if [ -z "$PAM_MAPI_DEB" ]; then
         log "building libpam-mapi with cargo deb"
         command -v cargo-deb > /dev/null || cargo install cargo-deb --locked -q || return 1
-        (cd "$REPO" && cargo deb -q) || return 1
-        PAM_MAPI_DEB=$(ls -t "$TARGET"/debian/libpam-mapi_*_amd64.deb | head -n 1)
+        rm -rf "$WORK/deb"
+        (cd "$REPO" && cargo deb -q --package pam_mapi --output "$WORK/deb" -- --locked) || return 1
+        PAM_MAPI_DEB=$(ls "$WORK"/deb/libpam-mapi_*_amd64.deb | head -n 1)
     fi
 
     if [ -z "${KOPANO_STANDIN:-}" ]; then
         log "building kopano-standin"
-        (cd "$REPO" && cargo build -q -p kopano-standin --bin kopano-standin) || return 1
+        (cd "$REPO" && cargo build -q --locked -p kopano-standin --bin kopano-standin) || return 1
         KOPANO_STANDIN=$TARGET/debug/kopano-standin
     fi
 
