@@ -4,7 +4,7 @@
 # a Markdown report (machine, times, ratios, memory, size, saslauthd rate).
 #
 # Usage, as root on Debian 12: bash benches/run.sh [--rounds N] [--repeat N]
-#   [--curl-rounds N] [--rate-seconds N] [--rate-threads N]
+#   [--curl-rounds N] [--rate-seconds N] [--rate-threads N] [--server-delay-ms N]
 # Every server listens on loopback or on a Unix socket in a temporary directory.
 # The saslauthd part writes /etc/pam.d/pam_mapi_bench_PID and removes it again.
 set -euo pipefail
@@ -29,7 +29,9 @@ fi
 target=${CARGO_TARGET_DIR:-$PWD/target}
 export CARGO_TARGET_DIR=$target
 cargo build --release --locked -p pam_mapi --lib >&2
-cargo build --release --locked --manifest-path benches/harness/Cargo.toml >&2
+# Not --locked: the stand-in is a path dependency whose own dependencies may
+# change without this lock file.
+cargo build --release --manifest-path benches/harness/Cargo.toml >&2
 
 work=$(mktemp -d /tmp/pam_mapi-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -75,6 +75,24 @@ pub fn logon_plain(endpoint: &Endpoint, request: &[u8]) -> std::io::Result<bool>
     Ok(is_success(&read_message(&mut stream)?))
 }
 
+/// Sends `request` like [`logon_plain`], but the head and the body in two
+/// writes, as ureq 3 does, to show what the second write costs.
+pub fn logon_plain_two_writes(endpoint: &Endpoint, request: &[u8]) -> std::io::Result<bool> {
+    let head_end = find(request, b"\r\n\r\n").map(|i| i + 4).unwrap_or(request.len());
+    // ureq sets TCP_NODELAY, so the body goes out as its own segment.
+    let mut stream: Box<dyn ReadWrite> = match endpoint {
+        Endpoint::Tcp(addr) => {
+            let stream = TcpStream::connect(addr)?;
+            stream.set_nodelay(true)?;
+            Box::new(stream)
+        }
+        Endpoint::Unix(path) => Box::new(UnixStream::connect(path)?),
+    };
+    stream.write_all(&request[..head_end])?;
+    stream.write_all(&request[head_end..])?;
+    Ok(is_success(&read_message(&mut stream)?))
+}
+
 /// Sends `request` over a new TLS connection with a full handshake: the CA file
 /// is read and a fresh client configuration built for every logon, as a module
 /// loaded anew for each PAM transaction must do.

@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use floor::{Endpoint, Recorder};
-use kopano_standin::{Config, Server};
+use kopano_standin::{Config, Fault, Server};
 
 const USER: &str = "benchuser";
 const PASSWORD: &str = "Bench-pw-4711";
@@ -35,6 +35,7 @@ struct Options {
     repeat: usize,
     rate_seconds: u64,
     rate_threads: usize,
+    server_delay_ms: u64,
 }
 
 impl Options {
@@ -56,7 +57,8 @@ impl Options {
             curl_rounds: number("--curl-rounds", 30),
             repeat: number("--repeat", 5),
             rate_seconds: number("--rate-seconds", 5) as u64,
-            rate_threads: number("--rate-threads", 10),
+            rate_threads: number("--rate-threads", 5),
+            server_delay_ms: number("--server-delay-ms", 5) as u64,
         }
     }
 }
@@ -196,6 +198,16 @@ fn run(options: &Options) {
     variants.push(Variant { label: "floor tcp".into(), rounds: options.rounds, logon: Box::new(|| floor::logon_plain(&tcp_endpoint, &tcp_request).unwrap()) });
     variants.push(Variant { label: "floor unix".into(), rounds: options.rounds, logon: Box::new(|| floor::logon_plain(&unix_endpoint, &unix_request).unwrap()) });
     variants.push(Variant {
+        label: "floor tcp, two writes".into(),
+        rounds: options.rounds,
+        logon: Box::new(|| floor::logon_plain_two_writes(&tcp_endpoint, &tcp_request).unwrap()),
+    });
+    variants.push(Variant {
+        label: "floor unix, two writes".into(),
+        rounds: options.rounds,
+        logon: Box::new(|| floor::logon_plain_two_writes(&unix_endpoint, &unix_request).unwrap()),
+    });
+    variants.push(Variant {
         label: "floor tls".into(),
         rounds: options.rounds,
         logon: Box::new(|| floor::logon_tls(tls_addr, &options.cafile, &tcp_request).unwrap()),
@@ -267,6 +279,16 @@ fn run(options: &Options) {
             curl_own / own
         );
     }
+
+    println!();
+    for label in ["tcp", "unix"] {
+        let own = median(by_label(&format!("pam_mapi {label}"))) - median(permit_times);
+        let two_writes = median(by_label(&format!("floor {label}, two writes")));
+        println!("- {label}: own cost / floor with head and body in two writes = {:.2}", own / two_writes);
+    }
+    let load = median(by_label("pam_permit + pam_mapi loaded, not called")) - median(permit_times);
+    let local = median(by_label("pam_mapi, empty password (no request)")) - median(permit_times);
+    println!("- loading and unloading pam_mapi.so: {load:.0} µs; loading plus the work before any request: {local:.0} µs");
 
     println!("\n### Requests per logon\n");
     for (label, server) in [("tcp", &plain), ("unix", &unix), ("tls", &tls)] {
@@ -369,7 +391,9 @@ fn stripped_size(module: &Path) {
 }
 
 /// Compares saslauthd's logon rate with 5 workers against the stand-in's own
-/// rate with the floor client, both with the same number of client threads.
+/// rate with the floor client, both with the same number of client threads:
+/// once with the stand-in answering at once, and once with it answering after
+/// `--server-delay-ms`, a stand-in for a server that does real work per logon.
 fn saslauthd_rate(options: &Options, module: &str, plain: &Server, request: &[u8]) {
     let service = format!("pam_mapi_bench_{}", std::process::id());
     let lines = format!("auth required {module} socket={}\naccount required {module}\n", plain.url());
@@ -395,27 +419,38 @@ fn saslauthd_rate(options: &Options, module: &str, plain: &Server, request: &[u8
     let endpoint = Endpoint::Tcp(plain.tcp_addr().unwrap());
     let duration = Duration::from_secs(options.rate_seconds);
     let threads = options.rate_threads;
-    let mut standin_rates = Vec::new();
-    let mut sasl_rates = Vec::new();
-    let mut permit_rates = Vec::new();
-    for _ in 0..3 {
-        standin_rates.push(sasl::rate(threads, duration, &|| floor::logon_plain(&endpoint, request).unwrap()));
-        sasl_rates.push(sasl::rate(threads, duration, &|| daemon.logon(USER, PASSWORD, &service).unwrap()));
-        permit_rates.push(sasl::rate(threads, duration, &|| permit_daemon.logon(USER, PASSWORD, &permit_service).unwrap()));
+    println!("\n### saslauthd -a pam -n 5 (3 alternating runs of {} s each, {threads} client threads)", options.rate_seconds);
+    for delay in [0u64, options.server_delay_ms] {
+        plain.set_fault(if delay == 0 { Fault::None } else { Fault::DelayMs(delay) });
+        let mut standin_rates = Vec::new();
+        let mut sasl_rates = Vec::new();
+        let mut permit_rates = Vec::new();
+        for _ in 0..3 {
+            standin_rates.push(sasl::rate(threads, duration, &|| floor::logon_plain(&endpoint, request).unwrap()));
+            sasl_rates.push(sasl::rate(threads, duration, &|| daemon.logon(USER, PASSWORD, &service).unwrap()));
+            if delay == 0 {
+                permit_rates.push(sasl::rate(threads, duration, &|| {
+                    permit_daemon.logon(USER, PASSWORD, &permit_service).unwrap()
+                }));
+            }
+        }
+        let per_run: Vec<f64> = sasl_rates.iter().zip(&standin_rates).map(|(s, r)| s / r).collect();
+        let (lo, hi) = min_max(&per_run);
+        println!("\nStand-in answering each logon after {delay} ms:\n");
+        println!("| client | logons/s (median) | runs |");
+        println!("|---|---:|---|");
+        let list = |v: &[f64]| v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(", ");
+        println!("| floor client straight to the stand-in | {:.0} | {} |", median(&standin_rates), list(&standin_rates));
+        println!("| saslauthd + pam_mapi | {:.0} | {} |", median(&sasl_rates), list(&sasl_rates));
+        if !permit_rates.is_empty() {
+            println!("| saslauthd + pam_permit (no server) | {:.0} | {} |", median(&permit_rates), list(&permit_rates));
+        }
+        println!(
+            "\nsaslauthd / stand-in: {:.2} (per run {lo:.2} – {hi:.2}); target ≥ 0.90",
+            median(&sasl_rates) / median(&standin_rates)
+        );
     }
+    plain.set_fault(Fault::None);
     drop(daemon);
     drop(permit_daemon);
-    let per_rep: Vec<f64> = sasl_rates.iter().zip(&standin_rates).map(|(s, r)| s / r).collect();
-    let (lo, hi) = min_max(&per_rep);
-    println!("\n### saslauthd -a pam -n 5 (3 alternating runs of {} s, {threads} client threads)\n", options.rate_seconds);
-    println!("| client | logons/s (median) | runs |");
-    println!("|---|---:|---|");
-    let list = |v: &[f64]| v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(", ");
-    println!("| floor client straight to the stand-in | {:.0} | {} |", median(&standin_rates), list(&standin_rates));
-    println!("| saslauthd + pam_mapi | {:.0} | {} |", median(&sasl_rates), list(&sasl_rates));
-    println!("| saslauthd + pam_permit (no server) | {:.0} | {} |", median(&permit_rates), list(&permit_rates));
-    println!(
-        "\nsaslauthd / stand-in: {:.2} (per run {lo:.2} – {hi:.2}); target ≥ 0.90",
-        median(&sasl_rates) / median(&standin_rates)
-    );
 }
