@@ -29,7 +29,7 @@ suite() {
 suite cargo-build cargo build --workspace --all-targets --locked
 suite cargo-test cargo test --workspace --locked
 
-for script in tests/packages/run.sh tests/ansible/run.sh tests/e2e/run.sh; do
+for script in tests/packages/run.sh tests/ansible/run.sh tests/e2e/run.sh tests/hardening/run.sh; do
     [ -f "$script" ] && suite "$(basename "$(dirname "$script")")" bash "$script"
 done
 

@@ -137,8 +137,11 @@ impl Service {
     pub fn new(lines: &str) -> Service {
         let dir = scratch_dir("svc");
         let module = module_path();
+        let (lines, name) = match with_debug_if_requested(lines) {
+            Some(lines) => (lines, DEBUG_SERVICE.to_string()),
+            None => (lines.to_string(), "pam_mapi_test".to_string()),
+        };
         let text = lines.replace("{module}", module.to_str().unwrap());
-        let name = "pam_mapi_test".to_string();
         std::fs::write(dir.join(&name), text).unwrap();
         Service { dir, name }
     }
@@ -147,6 +150,49 @@ impl Service {
     pub fn simple(args: &str) -> Service {
         Service::new(&format!("auth required {{module}} {args}\naccount required {{module}}\n"))
     }
+}
+
+/// Service name of a service that got `debug` from [`with_debug_if_requested`].
+/// [`log_text`] hides the debug lines of this service only.
+const DEBUG_SERVICE: &str = "pam_mapi_test_debug";
+
+/// With `PAM_MAPI_TEST_DEBUG=1`, adds `debug` to every pam_mapi line, so that a
+/// whole suite runs with debug logging for the password scan of
+/// tests/hardening/run.sh. Returns `None` when the variable is unset or a line
+/// already sets `debug`: such a test checks the debug lines itself.
+fn with_debug_if_requested(lines: &str) -> Option<String> {
+    if std::env::var("PAM_MAPI_TEST_DEBUG").as_deref() != Ok("1") {
+        return None;
+    }
+    let sets_debug = |line: &str| line.split_whitespace().any(|word| word == "debug" || word.starts_with("debug="));
+    if lines.lines().any(sets_debug) {
+        return None;
+    }
+    let mut out = String::new();
+    for line in lines.lines() {
+        out.push_str(line);
+        if line.contains("{module}") {
+            out.push_str(" debug");
+        }
+        out.push('\n');
+    }
+    Some(out)
+}
+
+/// With `PAM_MAPI_TEST_PASSWORD_LIST=FILE`, appends the user name and password of
+/// each attempt to FILE as one line of two hex strings, so that
+/// tests/hardening/run.sh can look for every password in the log.
+fn record_password(user: &[u8], password: &[u8]) {
+    use std::io::Write;
+    let Ok(path) = std::env::var("PAM_MAPI_TEST_PASSWORD_LIST") else { return };
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let line = format!("{}\t{}\n", hex(user), hex(password));
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("cannot open PAM_MAPI_TEST_PASSWORD_LIST {path}: {e}"));
+    file.write_all(line.as_bytes()).unwrap();
 }
 
 impl Drop for Service {
@@ -175,6 +221,9 @@ pub struct Attempt<'a> {
 
 /// Runs pam_start_confdir, pam_authenticate (and pam_acct_mgmt if asked), pam_end.
 pub fn run(service: &Service, attempt: Attempt) -> Run {
+    if let Some(password) = attempt.password {
+        record_password(attempt.raw_user.unwrap_or(attempt.user.as_bytes()), password);
+    }
     let answers = Box::new(Answers {
         password: attempt.password.map(|p| p.to_vec()),
         password_prompts: AtomicUsize::new(0),
@@ -220,13 +269,31 @@ pub fn log_lines_with(marker: &str, at_least: usize) -> Vec<String> {
     );
     let started = std::time::Instant::now();
     loop {
-        let text = std::fs::read(AUTH_LOG).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-        let lines: Vec<String> = text.lines().filter(|l| l.contains(marker)).map(str::to_string).collect();
+        let lines: Vec<String> = log_text().lines().filter(|l| l.contains(marker)).map(str::to_string).collect();
         if lines.len() >= at_least || started.elapsed() > std::time::Duration::from_secs(3) {
             return lines;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// Returns the auth log, or the log file named by `PAM_MAPI_TEST_LOG`, whose
+/// lines tests/hardening/run.sh writes with the severity in front. From that file
+/// the debug lines of services that got `debug` only for the scan are left out,
+/// so that the tests see the same lines as without it.
+fn log_text() -> String {
+    let read = |path: &str| std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let Ok(path) = std::env::var("PAM_MAPI_TEST_LOG") else { return read(AUTH_LOG) };
+    let added_debug = format!("({DEBUG_SERVICE}:");
+    let mut text = String::new();
+    for line in read(&path).lines() {
+        let (severity, rest) = line.split_once(' ').unwrap_or(("", line));
+        if !(severity == "debug" && rest.contains(&added_debug)) {
+            text.push_str(rest);
+            text.push('\n');
+        }
+    }
+    text
 }
 
 /// A loopback HTTP server that answers every request with the next canned reply
