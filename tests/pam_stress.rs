@@ -53,7 +53,7 @@ fn parallel_threads_keep_own_answers() {
     let servers: Vec<Server> = (0..4).map(|_| Server::start(config.clone()).unwrap()).collect();
     let mut delays = Vec::new();
     for server in &servers {
-        let delay = 50 + random.next(700);
+        let delay = 200 + random.next(800);
         server.set_fault(Fault::DelayMs(delay));
         delays.push(delay);
     }
