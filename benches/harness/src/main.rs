@@ -81,16 +81,51 @@ struct Variant<'a> {
     logon: Box<dyn Fn() -> bool + 'a>,
 }
 
-/// Mean microseconds per logon of `rounds` logons, after three warm-up logons.
-fn time_variant(variant: &Variant) -> f64 {
-    for _ in 0..3 {
-        assert!((variant.logon)(), "{}: warm-up logon failed", variant.label);
-    }
+/// Times one logon, in microseconds.
+fn time_logon(variant: &Variant) -> f64 {
     let started = Instant::now();
-    for _ in 0..variant.rounds {
-        assert!((variant.logon)(), "{}: logon failed", variant.label);
+    assert!((variant.logon)(), "{}: logon failed", variant.label);
+    started.elapsed().as_secs_f64() * 1e6
+}
+
+/// Logons per burst of a fast variant. The first logon of each burst is not
+/// timed, because it runs with the caches that the previous variant left.
+const BURST: usize = 5;
+
+/// Runs one repetition of cycles. In each cycle every fast variant runs one
+/// burst, and a slow variant (fewer rounds, such as pam_exec with curl) one
+/// logon in every n-th cycle, in an order shuffled anew for each cycle, so that
+/// all variants get the same share of the other load on the machine. Returns
+/// the median time per logon of each variant.
+fn run_repetition(variants: &[Variant], rounds: usize, seed: &mut u64) -> Vec<f64> {
+    let cycles = rounds.div_ceil(BURST - 1);
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    let mut order: Vec<usize> = (0..variants.len()).collect();
+    for cycle in 0..cycles {
+        shuffle(&mut order, seed);
+        for &index in &order {
+            let variant = &variants[index];
+            if variant.rounds >= rounds {
+                assert!((variant.logon)(), "{}: logon failed", variant.label);
+                for _ in 1..BURST {
+                    samples[index].push(time_logon(variant));
+                }
+            } else if cycle % (cycles / variant.rounds).max(1) == 0 && samples[index].len() < variant.rounds {
+                samples[index].push(time_logon(variant));
+            }
+        }
     }
-    started.elapsed().as_secs_f64() * 1e6 / variant.rounds as f64
+    samples.iter().map(|s| median(s)).collect()
+}
+
+/// Shuffles with xorshift64, which is good enough to vary an order.
+fn shuffle(order: &mut [usize], state: &mut u64) {
+    for i in (1..order.len()).rev() {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        order.swap(i, (*state % (i as u64 + 1)) as usize);
+    }
 }
 
 fn median(values: &[f64]) -> f64 {
@@ -234,13 +269,16 @@ fn run(options: &Options) {
         variants.push(Variant { label: format!("pam_exec+curl {label}"), rounds: options.curl_rounds, logon: Box::new(move || curl.authenticate(user, password) == pam::PAM_SUCCESS) });
     }
 
-    // Each repetition measures every variant once, starting at a different one,
-    // so that drift on the shared machine spreads over all of them.
+    for variant in &variants {
+        for _ in 0..3 {
+            assert!((variant.logon)(), "{}: warm-up logon failed", variant.label);
+        }
+    }
     let mut results: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
     for repetition in 0..options.repeat {
-        for offset in 0..variants.len() {
-            let index = (repetition + offset) % variants.len();
-            results[index].push(time_variant(&variants[index]));
+        for (index, time) in run_repetition(&variants, options.rounds, &mut seed).into_iter().enumerate() {
+            results[index].push(time);
         }
         eprintln!("repetition {} of {} done", repetition + 1, options.repeat);
     }
@@ -248,8 +286,12 @@ fn run(options: &Options) {
         &results[variants.iter().position(|v| v.label == label).unwrap_or_else(|| panic!("no variant {label}"))]
     };
 
-    println!("### Time per logon (µs), median of {} repetitions\n", options.repeat);
-    println!("| variant | rounds | median | min | max | spread |");
+    println!("### Time per logon (µs)\n");
+    println!(
+        "Each repetition interleaves all variants in bursts of {BURST} logons (the first untimed) in shuffled order and takes the median logon time of each; the table gives the median, minimum and maximum of those over {} repetitions.\n",
+        options.repeat
+    );
+    println!("| variant | logons per repetition | median | min | max | spread |");
     println!("|---|---:|---:|---:|---:|---:|");
     for (variant, values) in variants.iter().zip(&results) {
         let m = median(values);
@@ -310,33 +352,44 @@ fn run(options: &Options) {
 /// Runs `first-call` children for pam_mapi and pam_permit and reports the
 /// medians of their first transaction and their memory.
 fn first_calls(options: &Options, url: &str) {
+    const PROCESSES: usize = 15;
     let exe = std::env::current_exe().unwrap();
     let module_line = format!("auth required {} socket={url}", options.module.display());
-    let measure = |line: &str| -> Vec<[f64; 3]> {
-        (0..7)
-            .map(|i| {
-                let work = options.work.join(format!("first-call-{i}"));
-                let output = Command::new(&exe).args(["first-call", line]).arg(&work).output().expect("run child");
-                assert!(output.status.success(), "first-call child failed: {}", String::from_utf8_lossy(&output.stderr));
-                let text = String::from_utf8_lossy(&output.stdout);
-                let fields: Vec<f64> = text.split_whitespace().map(|f| f.parse().unwrap()).collect();
-                [fields[0], fields[1], fields[2]]
-            })
-            .collect()
+    let measure = |line: &str, i: usize| -> [f64; 3] {
+        let work = options.work.join(format!("first-call-{i}"));
+        let output = Command::new(&exe).args(["first-call", line]).arg(&work).output().expect("run child");
+        assert!(output.status.success(), "first-call child failed: {}", String::from_utf8_lossy(&output.stderr));
+        let text = String::from_utf8_lossy(&output.stdout);
+        let fields: Vec<f64> = text.split_whitespace().map(|f| f.parse().unwrap()).collect();
+        [fields[0], fields[1], fields[2]]
     };
-    let mapi = measure(&module_line);
-    let permit = measure("auth required pam_permit.so");
-    let column = |rows: &[[f64; 3]], i: usize| median(&rows.iter().map(|r| r[i]).collect::<Vec<_>>());
-    println!("\n### First transaction in a fresh process (median of 7 processes)\n");
-    println!("| stack | pam_start … pam_end (µs) | peak RSS added (KiB) | RSS after pam_end, added (KiB) |");
-    println!("|---|---:|---:|---:|");
-    println!("| pam_mapi | {:.0} | {:.0} | {:.0} |", column(&mapi, 0), column(&mapi, 1), column(&mapi, 2));
-    println!("| pam_permit | {:.0} | {:.0} | {:.0} |", column(&permit, 0), column(&permit, 1), column(&permit, 2));
+    // Alternate the two stacks so that both see the same load.
+    let mut mapi = Vec::new();
+    let mut permit = Vec::new();
+    for i in 0..PROCESSES {
+        mapi.push(measure(&module_line, i));
+        permit.push(measure("auth required pam_permit.so", i));
+    }
+    let column = |rows: &[[f64; 3]], i: usize| rows.iter().map(|r| r[i]).collect::<Vec<_>>();
+    let time_min = |rows: &[[f64; 3]]| min_max(&column(rows, 0)).0;
+    println!("\n### First transaction in a fresh process ({PROCESSES} processes per stack, alternating)\n");
+    println!("| stack | pam_start … pam_end, median (µs) | fastest (µs) | peak RSS added, median (KiB) | RSS after pam_end, added (KiB) |");
+    println!("|---|---:|---:|---:|---:|");
+    for (label, rows) in [("pam_mapi", &mapi), ("pam_permit", &permit)] {
+        println!(
+            "| {label} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            median(&column(rows, 0)),
+            time_min(rows),
+            median(&column(rows, 1)),
+            median(&column(rows, 2))
+        );
+    }
     println!(
-        "| difference (the module) | {:.0} | {:.0} | {:.0} |",
-        column(&mapi, 0) - column(&permit, 0),
-        column(&mapi, 1) - column(&permit, 1),
-        column(&mapi, 2) - column(&permit, 2)
+        "| difference (the module) | {:.0} | {:.0} | {:.0} | {:.0} |",
+        median(&column(&mapi, 0)) - median(&column(&permit, 0)),
+        time_min(&mapi) - time_min(&permit),
+        median(&column(&mapi, 1)) - median(&column(&permit, 1)),
+        median(&column(&mapi, 2)) - median(&column(&permit, 2))
     );
 }
 
