@@ -235,6 +235,17 @@ playbook_ok() {
     fi
 }
 
+# handlers_ran LOG HANDLER...: succeeds when the playbook output in LOG ran
+# exactly the named handlers of the role.
+handlers_ran() {
+    local log=$1 ran expected
+    shift
+    ran=$(grep -o 'RUNNING HANDLER \[pam_mapi : [^]]*\]' "$log" | sed 's/.*pam_mapi : //; s/\]$//' | sort | paste -sd ,)
+    expected=$(printf '%s\n' "$@" | sort | paste -sd ,)
+    echo "handlers that ran: $ran; expected: $expected"
+    [ "$ran" = "$expected" ]
+}
+
 expect_no_change() {
     local name=$1
     if echo "$RECAP" | grep -q 'changed=0 .*failed=0'; then
@@ -329,6 +340,17 @@ run_mta() {
         expect_no_change "$mta: second run changed=0" "$mta: second run"
     playbook_ok "$mta: check mode after convergence" "$TEST_DIR/e2e.yml" --check --diff "${extra[@]}" &&
         expect_no_change "$mta: check mode changed=0" "$mta: check mode after convergence"
+
+    # A changed variable must notify only the handlers of the files it touches.
+    local change=(-e pam_mapi_saslauthd_threads=3) handlers=("Restart saslauthd")
+    if [ "$mta" = postfix ]; then
+        change+=(-e '{"pam_mapi_postfix_extra_settings": {"smtpd_sasl_authenticated_header": "yes"}}')
+        handlers+=("Reload postfix")
+    fi
+    playbook_ok "$mta: run with changed settings" "$TEST_DIR/e2e.yml" "${extra[@]}" "${change[@]}" &&
+        check "$mta: only the affected daemons restart" \
+            handlers_ran "$WORK/$mta: run with changed settings.log" "${handlers[@]}"
+    check "$mta: AUTH PLAIN after the restart -> 235" auth_accepted PLAIN "$GOOD_PASSWORD" --tls
 
     in_ct systemctl stop kopano-standin
     check "$mta: testsaslauthd with server stopped fails" testsaslauthd_fails "$GOOD_PASSWORD" "$socket_dir"
