@@ -93,10 +93,10 @@ fn time_logon(variant: &Variant) -> f64 {
 const BURST: usize = 5;
 
 /// Runs one repetition of cycles. In each cycle every fast variant runs one
-/// burst, and a slow variant (fewer rounds, such as pam_exec with curl) one
-/// logon in every n-th cycle, in an order shuffled anew for each cycle, so that
-/// all variants get the same share of the other load on the machine. Returns
-/// the median time per logon of each variant.
+/// burst, and a slow variant (fewer rounds, such as pam_exec with curl) runs one
+/// logon in every n-th cycle. The order is shuffled anew for each cycle, so all
+/// variants get the same share of the other load on the machine. Returns the
+/// median time per logon of each variant.
 fn run_repetition(variants: &[Variant], rounds: usize, seed: &mut u64) -> Vec<f64> {
     let cycles = rounds.div_ceil(BURST - 1);
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
@@ -363,6 +363,7 @@ fn first_calls(options: &Options, url: &str) {
         let fields: Vec<f64> = text.split_whitespace().map(|f| f.parse().unwrap()).collect();
         [fields[0], fields[1], fields[2]]
     };
+
     // Alternate the two stacks so that both see the same load.
     let mut mapi = Vec::new();
     let mut permit = Vec::new();
@@ -370,6 +371,7 @@ fn first_calls(options: &Options, url: &str) {
         mapi.push(measure(&module_line, i));
         permit.push(measure("auth required pam_permit.so", i));
     }
+
     let column = |rows: &[[f64; 3]], i: usize| rows.iter().map(|r| r[i]).collect::<Vec<_>>();
     let time_min = |rows: &[[f64; 3]]| min_max(&column(rows, 0)).0;
     println!("\n### First transaction in a fresh process ({PROCESSES} processes per stack, alternating)\n");
@@ -444,9 +446,9 @@ fn stripped_size(module: &Path) {
 }
 
 /// Compares saslauthd's logon rate with 5 workers against the stand-in's own
-/// rate with the floor client, both with the same number of client threads:
-/// once with the stand-in answering at once, and once with it answering after
-/// `--server-delay-ms`, a stand-in for a server that does real work per logon.
+/// rate with the floor client, both with the same number of client threads.
+/// The stand-in first replies at once, then after `--server-delay-ms`, which
+/// imitates a server that does real work per logon.
 fn saslauthd_rate(options: &Options, module: &str, plain: &Server, request: &[u8]) {
     let service = format!("pam_mapi_bench_{}", std::process::id());
     let lines = format!("auth required {module} socket={}\naccount required {module}\n", plain.url());
