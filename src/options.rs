@@ -358,15 +358,15 @@ fn read_config_file(path: &Path, named: bool) -> Result<Option<Vec<(String, Stri
 /// Parses `key = value` lines with the `config` crate's INI reader; `#` and `;`
 /// start comments. Sections are not used, so a key inside one is rejected.
 pub fn parse_config_text(text: &str, origin: &str) -> Result<Vec<(String, String)>, SettingsError> {
-    use config::{Config as ConfigReader, File, FileFormat, Source};
+    use config::{FileFormat, Format};
 
-    let reader = ConfigReader::builder()
-        .add_source(File::from_str(text, FileFormat::Ini))
-        .build()
+    // Format::parse returns the keys as written. The crate's ConfigBuilder would
+    // read each key as a path expression instead, and a key such as
+    // `a[99999999999]` made it allocate an array of that length and abort the
+    // process.
+    let table = FileFormat::Ini
+        .parse(None, text)
         .map_err(|e| SettingsError(format!("{origin}: cannot parse: {e}; write one \"key = value\" per line")))?;
-    let table = reader
-        .collect()
-        .map_err(|e| SettingsError(format!("{origin}: cannot parse: {e}")))?;
     let mut entries = Vec::new();
     for (key, value) in table {
         let text = value.into_string().map_err(|_| {
@@ -443,6 +443,22 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Settings, SettingsError> {
         Settings::from_args(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn config_key_with_array_index_stays_a_plain_key() {
+        // Read as a path expression, this key made the config crate allocate
+        // 10^11 array elements and abort.
+        let entries = parse_config_text("a[99999999999] = 1\n", "test.conf").unwrap();
+        assert_eq!(entries, vec![("a[99999999999]".to_string(), "1".to_string())]);
+    }
+
+    #[test]
+    fn config_key_with_dot_is_rejected_as_unknown_setting() {
+        let entries = parse_config_text("socket.url = http://localhost:236/\n", "test.conf").unwrap();
+        let (key, value) = &entries[0];
+        let error = Settings::default().apply(key, Some(value), "test.conf").unwrap_err();
+        assert!(error.0.contains("unknown setting \"socket.url\""), "{error}");
     }
 
     #[test]
