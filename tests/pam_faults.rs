@@ -297,3 +297,18 @@ fn fault_table_rows_through_libpam() {
         }
     }
 }
+
+/// A broken configuration file is a fault on the administrator's side: the
+/// module must reject it with PAM_SERVICE_ERR and leave the process running.
+#[test]
+fn config_key_with_huge_index_is_service_err() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = scratch_dir("conf");
+    let conf = dir.join("pam_mapi.conf");
+    std::fs::write(&conf, "socket = http://127.0.0.1:9/kopano\nsocket[99999999999] = x\n").unwrap();
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let service = Service::simple(&format!("config={}", conf.display()));
+    assert_eq!(name(authenticate(&service, USER, RIGHT_PASSWORD)), name(PAM_SERVICE_ERR));
+    let _ = std::fs::remove_dir_all(&dir);
+}
