@@ -93,6 +93,61 @@ pub fn logon_plain_two_writes(endpoint: &Endpoint, request: &[u8]) -> std::io::R
     Ok(is_success(&read_message(&mut stream)?))
 }
 
+/// Sends `request` over loopback TCP with the system calls that ureq 3.5 makes
+/// for one request, as `strace` shows them: a non-blocking connect and `poll`,
+/// `TCP_NODELAY`, two 128 KiB buffers, a send timeout before each of two writes,
+/// a receive timeout before the read, and a one-byte non-blocking read that
+/// checks whether the connection could be reused.
+pub fn logon_tcp_like_ureq(addr: SocketAddr, request: &[u8]) -> std::io::Result<bool> {
+    use std::os::fd::FromRawFd;
+
+    let SocketAddr::V4(v4) = addr else { return Err(std::io::Error::other("IPv4 only")) };
+    let head_end = find(request, b"\r\n\r\n").map(|i| i + 4).unwrap_or(request.len());
+    // SAFETY: plain system calls on a descriptor owned here; the sockaddr is
+    // fully initialised, and the descriptor passes to a TcpStream that closes it.
+    let mut stream = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stream = TcpStream::from_raw_fd(fd);
+        let mut on: libc::c_int = 1;
+        libc::ioctl(fd, libc::FIONBIO, &mut on);
+        let mut sockaddr: libc::sockaddr_in = std::mem::zeroed();
+        sockaddr.sin_family = libc::AF_INET as libc::sa_family_t;
+        sockaddr.sin_port = v4.port().to_be();
+        sockaddr.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
+        let rc = libc::connect(
+            fd,
+            &sockaddr as *const libc::sockaddr_in as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        if rc != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut off: libc::c_int = 0;
+        libc::ioctl(fd, libc::FIONBIO, &mut off);
+        let mut poll = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+        libc::poll(&mut poll, 1, 3000);
+        stream
+    };
+    stream.set_nodelay(true)?;
+    let input = vec![0u8; 128 * 1024];
+    let output = vec![0u8; 128 * 1024];
+    let timeout = Some(std::time::Duration::from_secs(10));
+    stream.set_write_timeout(timeout)?;
+    stream.write_all(&request[..head_end])?;
+    stream.set_write_timeout(timeout)?;
+    stream.write_all(&request[head_end..])?;
+    stream.set_read_timeout(timeout)?;
+    let reply = read_message(&mut stream)?;
+    stream.set_nonblocking(true)?;
+    let mut probe = [0u8; 1];
+    let _ = stream.read(&mut probe);
+    drop((input, output));
+    Ok(is_success(&reply))
+}
+
 /// Sends `request` over a new TLS connection with a full handshake: the CA file
 /// is read and a fresh client configuration built for every logon, as a module
 /// loaded anew for each PAM transaction must do.

@@ -243,6 +243,11 @@ fn run(options: &Options) {
         logon: Box::new(|| floor::logon_plain_two_writes(&unix_endpoint, &unix_request).unwrap()),
     });
     variants.push(Variant {
+        label: "floor tcp, ureq's system calls".into(),
+        rounds: options.rounds,
+        logon: Box::new(|| floor::logon_tcp_like_ureq(plain_addr, &tcp_request).unwrap()),
+    });
+    variants.push(Variant {
         label: "floor tls".into(),
         rounds: options.rounds,
         logon: Box::new(|| floor::logon_tls(tls_addr, &options.cafile, &tcp_request).unwrap()),
@@ -328,6 +333,9 @@ fn run(options: &Options) {
         let two_writes = median(by_label(&format!("floor {label}, two writes")));
         println!("- {label}: own cost / floor with head and body in two writes = {:.2}", own / two_writes);
     }
+    let like_ureq = median(by_label("floor tcp, ureq's system calls"));
+    let own_tcp = median(by_label("pam_mapi tcp")) - median(permit_times);
+    println!("- tcp: own cost / floor with ureq's system calls = {:.2}", own_tcp / like_ureq);
     let load = median(by_label("pam_permit + pam_mapi loaded, not called")) - median(permit_times);
     let local = median(by_label("pam_mapi, empty password (no request)")) - median(permit_times);
     println!("- loading and unloading pam_mapi.so: {load:.0} µs; loading plus the work before any request: {local:.0} µs");
