@@ -114,6 +114,25 @@ pam_rejects() {
     fi
 }
 
+# The installed pam_mapi-check reads /etc/security/pam_mapi.conf, probes the
+# server and, with --user, prints the module's PAM result.
+check_tool_accepts() {
+    local output
+    output=$(printf '%s\n' "$kopano_password" | chroot "$chroot_root" pam_mapi-check --user alice) || {
+        echo "$output"
+        echo "pam_mapi-check exited with status $? for the right password"
+        return 1
+    }
+    echo "$output"
+    grep -q 'result: PAM_SUCCESS' <<< "$output"
+}
+
+check_tool_rejects() {
+    local status=0
+    printf 'wrong-password\n' | chroot "$chroot_root" pam_mapi-check --user alice || status=$?
+    expect_equal "exit status of pam_mapi-check for a wrong password" 8 "$status"
+}
+
 check_purged() {
     local status=0 path
     for path in $(cat "$work/package.files"); do
@@ -136,6 +155,9 @@ test_deb() {
     check "$label: man -w finds the man pages" check_man_pages_found
 
     printf 'socket = %s\n' "$soap_url" > "$chroot_root/etc/security/pam_mapi.conf"
+    check "$label: pam_mapi-check confirms alice" check_tool_accepts
+    check "$label: pam_mapi-check exits 8 on wrong password" check_tool_rejects
+
     install_template smtp-kopano
     install_template smtp-kopano-system-debian
     install_template smtp-grommunio "s|socket=https://mail.example.com/|socket=$mapi_url|; s|default_domain=example.com|default_domain=example.test|"

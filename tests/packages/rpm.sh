@@ -22,6 +22,7 @@ $rpm_libdir/security/pam_mapi.so
 /usr/share/man/man8/pam_mapi.8.gz
 /usr/share/licenses/pam_mapi-$version/LICENSE-BSD
 /usr/share/licenses/pam_mapi-$version/LICENSE-GPL
+/usr/share/doc/pam_mapi-$version/README.md
 /usr/share/doc/pam_mapi-$version/examples/pam.d/smtp-kopano
 /usr/share/doc/pam_mapi-$version/examples/pam.d/smtp-kopano-system-debian
 /usr/share/doc/pam_mapi-$version/examples/pam.d/smtp-kopano-system-rhel
@@ -63,10 +64,13 @@ check_rpm_install() {
     rpm --root "$root" -i --nodeps "$rpm_file" || return 1
     [ -f "$root$rpm_libdir/security/pam_mapi.so" ] || { echo "pam_mapi.so not installed"; return 1; }
     expect_equal "mode of pam_mapi.conf" "644 root:root" "$(stat -c '%a %U:%G' "$root/etc/security/pam_mapi.conf")" || return 1
-    rpm --root "$root" -V pam_mapi || { echo "rpm -V found changed files right after the install"; return 1; }
+    rpm --root "$root" -V --nodeps pam_mapi || { echo "rpm -V found changed files right after the install"; return 1; }
     rpm --root "$root" -e --nodeps pam_mapi || return 1
-    local left
-    left=$(find "$root" -path "$root/var" -prune -o -path "$root/usr/lib/sysimage" -prune -o -type f -print)
+    # Everything but the rpm database must be gone; Debian's rpm keeps it in
+    # ~/.rpmdb, Fedora's in /usr/lib/sysimage/rpm.
+    local left dbpath
+    dbpath=$(rpm --eval '%{_dbpath}')
+    left=$(find "$root" -path "$root$dbpath" -prune -o -path "$root/var/lib/rpm" -prune -o -type f -print)
     [ -z "$left" ] || { echo "files left after rpm -e:"; echo "$left"; return 1; }
 }
 
