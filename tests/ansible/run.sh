@@ -13,7 +13,9 @@
 #   PAM_MAPI_DEB          libpam-mapi .deb to install (default: built from
 #                         this tree with "cargo deb")
 #   KOPANO_STANDIN        kopano-standin binary (default: built with cargo)
-#   PAM_MAPI_ANSIBLE_WORK work and cache directory (default: /tmp/pam_mapi-ansible)
+#   PAM_MAPI_ANSIBLE_WORK cache directory (default: /tmp/pam_mapi-ansible); each
+#                         run works in its own run.* directory below it, so
+#                         runs may overlap
 #   CARGO_TARGET_DIR      cargo's target directory (default: target/)
 
 set -u -o pipefail
@@ -21,7 +23,8 @@ set -u -o pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 TEST_DIR=$REPO/tests/ansible
 ROLE_DIR=$REPO/ansible
-WORK=${PAM_MAPI_ANSIBLE_WORK:-/tmp/pam_mapi-ansible}
+CACHE=${PAM_MAPI_ANSIBLE_WORK:-/tmp/pam_mapi-ansible}
+WORK=""
 TARGET=${CARGO_TARGET_DIR:-$REPO/target}
 DEBIAN_MIRROR=http://deb.debian.org/debian
 STANDIN_SOCKET=/run/kopano-standin/server.sock
@@ -54,9 +57,26 @@ check() {
 
 finish() {
     stop_container
+    if [ -z "$WORK" ]; then
+        :
+    elif [ "$failed" -eq 0 ]; then
+        rm -rf "$WORK"
+    else
+        # Keep the logs, but not the container roots of about 300 MB each.
+        rm -rf "$WORK"/ct-*
+        echo "logs: $WORK"
+    fi
     echo "$passed passed, $failed failed"
     [ "$failed" -eq 0 ]
     exit $?
+}
+
+# with_cache_lock COMMAND...: runs COMMAND in a subshell that holds the lock
+# of the cache directory, so that overlapping runs build the cache once.
+with_cache_lock() {
+    (
+        flock 9 && "$@"
+    ) 9> "$CACHE/lock"
 }
 
 # --- Tools ---------------------------------------------------------------------
@@ -76,10 +96,11 @@ install_tools() {
             { cat "$WORK/apt.log"; return 1; }
     fi
 
-    if [ ! -x "$WORK/lint-venv/bin/ansible-lint" ]; then
-        log "installing ansible-lint into $WORK/lint-venv"
-        python3 -m venv "$WORK/lint-venv" &&
-            "$WORK/lint-venv/bin/pip" install -q 'ansible-lint==26.10.1' > "$WORK/pip.log" 2>&1 ||
+    if [ ! -x "$CACHE/lint-venv/bin/ansible-lint" ]; then
+        log "installing ansible-lint into $CACHE/lint-venv"
+        rm -rf "$CACHE/lint-venv"
+        python3 -m venv "$CACHE/lint-venv" &&
+            "$CACHE/lint-venv/bin/pip" install -q 'ansible-lint==26.10.1' > "$WORK/pip.log" 2>&1 ||
             { cat "$WORK/pip.log"; return 1; }
     fi
 }
@@ -119,24 +140,29 @@ MTA_PACKAGES_sendmail=sendmail-bin,sendmail-cf,m4,make
 # for 60 s and skips its AUTH setup when the host name does not resolve.
 HOSTS_HOOK='printf "127.0.0.1 localhost\n127.0.1.1 mail.example.test mail\n" > "$1/etc/hosts"; echo mail > "$1/etc/hostname"'
 
-# Builds (once, cached by package list) the root tarball for an MTA.
+# Sets ROOTFS_PACKAGES and ROOTFS_TAR, the cached root tarball of an MTA,
+# whose name changes with the package list.
+rootfs_path() {
+    local mta=$1 key
+    ROOTFS_PACKAGES=$COMMON_PACKAGES,$(eval echo "\$MTA_PACKAGES_$mta")
+    key=$(echo "$ROOTFS_PACKAGES $HOSTS_HOOK" | sha256sum | cut -c1-12)
+    ROOTFS_TAR=$CACHE/rootfs-$mta-$key.tar
+}
+
+# Builds ROOTFS_TAR with mmdebstrap unless it exists.
 build_rootfs() {
-    local mta=$1 packages tarball partial key
-    packages=$COMMON_PACKAGES,$(eval echo "\$MTA_PACKAGES_$mta")
-    key=$(echo "$packages $HOSTS_HOOK" | sha256sum | cut -c1-12)
-    tarball=$WORK/rootfs-$mta-$key.tar
+    local mta=$1
     # mmdebstrap picks the output format from the file name's extension.
-    partial=$WORK/partial-$mta-$key.tar
-    if [ ! -s "$tarball" ]; then
-        log "building the $mta root with mmdebstrap"
-        unshare --uts sh -c 'hostname mail.example.test && exec "$@"' sh \
-            mmdebstrap --variant=apt --include="$packages" \
-            --essential-hook="$HOSTS_HOOK" \
-            bookworm "$partial" "$DEBIAN_MIRROR" > "$WORK/mmdebstrap-$mta.log" 2>&1 ||
-            { tail -n 30 "$WORK/mmdebstrap-$mta.log"; rm -rf "$partial"; return 1; }
-        mv "$partial" "$tarball"
-    fi
-    ROOTFS_TAR=$tarball
+    local partial=${ROOTFS_TAR%.tar}.partial.tar
+    [ -s "$ROOTFS_TAR" ] && return 0
+
+    log "building the $mta root with mmdebstrap"
+    unshare --uts sh -c 'hostname mail.example.test && exec "$@"' sh \
+        mmdebstrap --variant=apt --include="$ROOTFS_PACKAGES" \
+        --essential-hook="$HOSTS_HOOK" \
+        bookworm "$partial" "$DEBIAN_MIRROR" > "$WORK/mmdebstrap-$mta.log" 2>&1 ||
+        { tail -n 30 "$WORK/mmdebstrap-$mta.log"; rm -rf "$partial"; return 1; }
+    mv "$partial" "$ROOTFS_TAR"
 }
 
 # Unpacks the root and installs the stand-in server as a systemd unit.
@@ -318,9 +344,10 @@ run_mta() {
     local extra=(-e "pam_mapi_mta=$mta" -e "pam_mapi_pam_stack=$stack" -e "pam_mapi_package_file=$PAM_MAPI_DEB")
 
     log "$mta with the $stack PAM stack"
-    build_rootfs "$mta" || { fail "$mta: build the container root"; return; }
+    rootfs_path "$mta"
+    with_cache_lock build_rootfs "$mta" || { fail "$mta: build the container root"; return; }
     prepare_root "$WORK/ct-$mta" || { fail "$mta: unpack the container root"; return; }
-    boot_container "$WORK/ct-$mta" "pam-mapi-$mta" || { fail "$mta: boot the container"; stop_container; return; }
+    boot_container "$WORK/ct-$mta" "pam-mapi-$mta-$$" || { fail "$mta: boot the container"; stop_container; return; }
     write_inventory
 
     playbook_ok "$mta: check mode on a fresh host" "$TEST_DIR/e2e.yml" --check "${extra[@]}"
@@ -425,15 +452,16 @@ render_el() {
 # --- Main ----------------------------------------------------------------------------
 
 main() {
-    mkdir -p "$WORK"
+    mkdir -p "$CACHE"
+    WORK=$(mktemp -d "$CACHE/run.XXXXXX")
     trap 'stop_container' EXIT
     trap 'echo "interrupted"; finish' INT TERM
 
-    install_tools || { fail "install the test tools"; finish; }
+    with_cache_lock install_tools || { fail "install the test tools"; finish; }
     find_artifacts || { fail "find libpam-mapi and kopano-standin"; finish; }
 
     check "ansible-lint (production profile)" \
-        env -C "$ROLE_DIR" NO_COLOR=1 "$WORK/lint-venv/bin/ansible-lint" --offline --profile production \
+        env -C "$ROLE_DIR" NO_COLOR=1 "$CACHE/lint-venv/bin/ansible-lint" --offline --profile production \
         site.yml inventory roles/pam_mapi "$TEST_DIR/e2e.yml" "$TEST_DIR/render_el.yml"
 
     run_mta postfix kopano_only /var/spool/postfix/var/run/saslauthd
