@@ -140,12 +140,12 @@ impl Table {
         }
         let temporary = temporary_path(path)?;
         let result = (|| {
+            // create_new, so that a file planted under the temporary name is
+            // never written and renamed into place.
             let mut file = std::fs::OpenOptions::new()
                 .write(true)
-                .create(true)
-                .truncate(true)
+                .create_new(true)
                 .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
                 .open(&temporary)?;
             file.write_all(text.as_bytes())?;
             std::fs::rename(&temporary, path)
@@ -257,6 +257,10 @@ impl Throttle {
     /// Returns the reason to reject this attempt without asking the server, or
     /// `None` to go ahead. An unusable file is reported through `warn` and means no
     /// throttling.
+    ///
+    /// NOTE: checking and counting are separate steps, so attempts that run at
+    /// the same time (one per saslauthd worker) all pass the check before the
+    /// first of their failures is counted.
     pub fn check(&self, warn: &dyn Fn(&str)) -> Option<String> {
         let table = match Table::read(&self.path) {
             Ok(table) => table,
