@@ -81,11 +81,20 @@ struct Variant<'a> {
     logon: Box<dyn Fn() -> bool + 'a>,
 }
 
-/// Times one logon, in microseconds.
-fn time_logon(variant: &Variant) -> f64 {
+/// CPU time that the calling thread has used, in microseconds.
+fn thread_cpu_us() -> f64 {
+    let mut time = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec, which lives on this stack.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut time) };
+    time.tv_sec as f64 * 1e6 + time.tv_nsec as f64 / 1e3
+}
+
+/// Times one logon: wall-clock and calling-thread CPU time, in microseconds.
+fn time_logon(variant: &Variant) -> (f64, f64) {
+    let cpu = thread_cpu_us();
     let started = Instant::now();
     assert!((variant.logon)(), "{}: logon failed", variant.label);
-    started.elapsed().as_secs_f64() * 1e6
+    (started.elapsed().as_secs_f64() * 1e6, thread_cpu_us() - cpu)
 }
 
 /// Logons per burst of a fast variant. The first logon of each burst is not
@@ -96,10 +105,11 @@ const BURST: usize = 5;
 /// burst, and a slow variant (fewer rounds, such as pam_exec with curl) runs one
 /// logon in every n-th cycle. The order is shuffled anew for each cycle, so all
 /// variants get the same share of the other load on the machine. Returns the
-/// median time per logon of each variant.
-fn run_repetition(variants: &[Variant], rounds: usize, seed: &mut u64) -> Vec<f64> {
+/// median wall-clock time and the median thread CPU time per logon of each
+/// variant.
+fn run_repetition(variants: &[Variant], rounds: usize, seed: &mut u64) -> Vec<(f64, f64)> {
     let cycles = rounds.div_ceil(BURST - 1);
-    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    let mut samples: Vec<Vec<(f64, f64)>> = vec![Vec::new(); variants.len()];
     let mut order: Vec<usize> = (0..variants.len()).collect();
     for cycle in 0..cycles {
         shuffle(&mut order, seed);
@@ -115,7 +125,14 @@ fn run_repetition(variants: &[Variant], rounds: usize, seed: &mut u64) -> Vec<f6
             }
         }
     }
-    samples.iter().map(|s| median(s)).collect()
+    samples
+        .iter()
+        .map(|s| {
+            let wall: Vec<f64> = s.iter().map(|t| t.0).collect();
+            let cpu: Vec<f64> = s.iter().map(|t| t.1).collect();
+            (median(&wall), median(&cpu))
+        })
+        .collect()
 }
 
 /// Shuffles with xorshift64, which is good enough to vary an order.
@@ -280,10 +297,12 @@ fn run(options: &Options) {
         }
     }
     let mut results: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    let mut cpu_results: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
     for repetition in 0..options.repeat {
-        for (index, time) in run_repetition(&variants, options.rounds, &mut seed).into_iter().enumerate() {
+        for (index, (time, cpu)) in run_repetition(&variants, options.rounds, &mut seed).into_iter().enumerate() {
             results[index].push(time);
+            cpu_results[index].push(cpu);
         }
         eprintln!("repetition {} of {} done", repetition + 1, options.repeat);
     }
@@ -296,13 +315,23 @@ fn run(options: &Options) {
         "Each repetition interleaves all variants in bursts of {BURST} logons (the first untimed) in shuffled order and takes the median logon time of each; the table gives the median, minimum and maximum of those over {} repetitions.\n",
         options.repeat
     );
-    println!("| variant | logons per repetition | median | min | max | spread |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (variant, values) in variants.iter().zip(&results) {
+    println!("The last column is the CPU time of the calling thread (user and system), which leaves out the stand-in's threads and pam_exec's child processes.\n");
+    println!("| variant | logons per repetition | median | min | max | spread | thread CPU, median |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for ((variant, values), cpu) in variants.iter().zip(&results).zip(&cpu_results) {
         let m = median(values);
         let (lo, hi) = min_max(values);
-        println!("| {} | {} | {m:.0} | {lo:.0} | {hi:.0} | {:.0} % |", variant.label, variant.rounds, (hi - lo) / m * 100.0);
+        println!(
+            "| {} | {} | {m:.0} | {lo:.0} | {hi:.0} | {:.0} % | {:.0} |",
+            variant.label,
+            variant.rounds,
+            (hi - lo) / m * 100.0,
+            median(cpu)
+        );
     }
+    let cpu_of = |label: &str| -> f64 {
+        median(&cpu_results[variants.iter().position(|v| v.label == label).unwrap_or_else(|| panic!("no variant {label}"))])
+    };
 
     println!("\n### Ratios\n");
     println!("Module's own cost = pam_mapi round − pam_permit round. Per-repetition ratios show the noise.\n");
@@ -332,6 +361,13 @@ fn run(options: &Options) {
         let own = median(by_label(&format!("pam_mapi {label}"))) - median(permit_times);
         let two_writes = median(by_label(&format!("floor {label}, two writes")));
         println!("- {label}: own cost / floor with head and body in two writes = {:.2}", own / two_writes);
+    }
+    for label in ["tcp", "unix", "tls"] {
+        let own_cpu = cpu_of(&format!("pam_mapi {label}")) - cpu_of("pam_permit");
+        println!(
+            "- {label}: CPU of the calling thread, module's own = {own_cpu:.0} µs, floor = {:.0} µs",
+            cpu_of(&format!("floor {label}"))
+        );
     }
     let like_ureq = median(by_label("floor tcp, ureq's system calls"));
     let own_tcp = median(by_label("pam_mapi tcp")) - median(permit_times);
