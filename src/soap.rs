@@ -89,7 +89,7 @@ fn obfuscate(password: &str) -> Zeroizing<String> {
     let encoded_len = base64::encoded_len(bytes.len(), true).unwrap_or(0);
     let mut out = Zeroizing::new(String::with_capacity("{2}:".len() + encoded_len));
     out.push_str("{2}:");
-    base64::engine::general_purpose::STANDARD.encode_string(bytes.as_slice(), &mut *out);
+    base64::engine::general_purpose::STANDARD.encode_string(bytes.as_slice(), &mut out);
     out
 }
 

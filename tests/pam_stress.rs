@@ -68,7 +68,7 @@ fn parallel_threads_keep_own_answers() {
             std::thread::spawn(move || {
                 let state = scratch_dir("stress").join("state");
                 let service = Service::simple(&format!("socket={url} timeout=5 state_file={}", state.display()));
-                let right = index % 2 == 0;
+                let right = index.is_multiple_of(2);
                 let password = if right { thread_password(index) } else { format!("wrong-{index}") };
                 barrier.wait();
                 let begun = Instant::now();
@@ -89,7 +89,7 @@ fn parallel_threads_keep_own_answers() {
     assert_eq!(logons.len(), THREADS, "one logon request per thread");
     for logon in &logons {
         let index: usize = logon.username.trim_start_matches("stress-user-").parse().unwrap();
-        let sent = if index % 2 == 0 { thread_password(index) } else { format!("wrong-{index}") };
+        let sent = if index.is_multiple_of(2) { thread_password(index) } else { format!("wrong-{index}") };
         assert_eq!(logon.password, sent.as_bytes(), "password that reached the server for {}", logon.username);
     }
 
