@@ -310,10 +310,11 @@ fn service_gate_wrong_password_is_auth_err() {
 
 #[test]
 fn service_gate_logs_feature() {
-    let server = feature_server();
+    let user = unique("logcheck-feature");
+    let server = Server::start(Config::soap().user(&user, PASSWORD)).unwrap();
     let service = Service::simple(&format!("socket={} service=pop3", server.url()));
-    assert_eq!(authenticate(&service, "alice", PASSWORD), PAM_PERM_DENIED);
-    let lines = log_lines_with(&server.url(), 1);
+    assert_eq!(authenticate(&service, &user, PASSWORD), PAM_PERM_DENIED);
+    let lines = log_lines_with(&user, 1);
     let line = lines.first().expect("a permission denied line");
     assert!(line.contains("none of the features pop3"), "{line}");
 }
