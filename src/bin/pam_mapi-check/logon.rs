@@ -24,7 +24,9 @@ pub fn read_password(user: &str) -> Result<Zeroizing<Vec<u8>>, String> {
         let password = rpassword::prompt_password(prompt).map_err(|e| format!("{e}; pipe the password into standard input instead"))?;
         return Ok(Zeroizing::new(password.into_bytes()));
     }
-    let mut line = Zeroizing::new(Vec::new());
+    // Allocated at full size up front, so that growing leaves no unwiped copies.
+    // NOTE: standard input's own buffer still holds a copy until it is reused.
+    let mut line = Zeroizing::new(Vec::with_capacity(MAX_STDIN_BYTES as usize + 1));
     std::io::stdin()
         .lock()
         .take(MAX_STDIN_BYTES)
