@@ -133,8 +133,11 @@ find_artifacts() {
 # apt module, everything the role installs (the booted container has no
 # mirror), and swaks with its TLS modules for the checks.
 COMMON_PACKAGES=systemd,systemd-sysv,dbus,python3,python3-apt,iproute2,procps,sasl2-bin,libsasl2-modules,swaks,libnet-ssleay-perl,libio-socket-ssl-perl,ca-certificates,openssl,ssl-cert,netbase
-MTA_PACKAGES_postfix=postfix
-MTA_PACKAGES_sendmail=sendmail-bin,sendmail-cf,m4,make
+# shellcheck disable=SC2054 # mmdebstrap --include takes comma-separated lists.
+declare -A MTA_PACKAGES=(
+    [postfix]=postfix
+    [sendmail]=sendmail-bin,sendmail-cf,m4,make
+)
 
 # Writes the root's host name before the packages configure: Sendmail stalls
 # for 60 s and skips its AUTH setup when the host name does not resolve.
@@ -144,7 +147,7 @@ HOSTS_HOOK='printf "127.0.0.1 localhost\n127.0.1.1 mail.example.test mail\n" > "
 # whose name changes with the package list.
 rootfs_path() {
     local mta=$1 key
-    ROOTFS_PACKAGES=$COMMON_PACKAGES,$(eval echo "\$MTA_PACKAGES_$mta")
+    ROOTFS_PACKAGES=$COMMON_PACKAGES,${MTA_PACKAGES[$mta]}
     key=$(echo "$ROOTFS_PACKAGES $HOSTS_HOOK" | sha256sum | cut -c1-12)
     ROOTFS_TAR=$CACHE/rootfs-$mta-$key.tar
 }
@@ -194,12 +197,12 @@ in_ct() {
 }
 
 boot_container() {
-    local root=$1 name=$2 i state
+    local root=$1 name=$2 state
     systemd-nspawn -D "$root" -M "$name" -b --register=no --keep-unit \
         --private-network --console=pipe > "$WORK/nspawn-$name.log" 2>&1 < /dev/null &
     nspawn_pid=$!
 
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
         leader=$(pgrep -P "$nspawn_pid" -x systemd | head -n 1)
         if [ -n "$leader" ]; then
             state=$(in_ct systemctl is-system-running 2> /dev/null)
@@ -209,7 +212,7 @@ boot_container() {
     done
     log "container $name: leader $leader, state ${state:-unknown}"
 
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
         in_ct test -S "$STANDIN_SOCKET" && return 0
         sleep 0.2
     done
