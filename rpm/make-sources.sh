@@ -12,7 +12,7 @@ mkdir -p "${1:-.}"
 out=$(cd "${1:-.}" && pwd)
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$repo/Cargo.toml" | head -n 1)
 if [ -z "$version" ]; then
-    echo "make-sources.sh: no version = \"...\" line found in $repo/Cargo.toml" >&2
+    echo "make-sources.sh: no version = \"...\" line found in $repo/Cargo.toml; run the script from a pam_mapi checkout" >&2
     exit 1
 fi
 name=pam_mapi-$version
@@ -21,9 +21,10 @@ staging=$(mktemp -d)
 trap 'rm -rf "$staging"' EXIT
 mkdir "$staging/$name"
 
-# Copy the working tree, so that uncommitted changes are packaged too.
+# Copy the working tree, so that uncommitted changes are packaged too, but not
+# a vendor/ left by debian/vendor-crates.sh.
 cd "$repo"
-git ls-files -z --cached --others --exclude-standard |
+git ls-files -z --cached --others --exclude-standard -- . ':(exclude)vendor' |
     xargs -0 sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
     tar -cf - --null -T - | tar -xf - -C "$staging/$name"
 

@@ -41,12 +41,13 @@ expect_equal() {
 }
 
 # copy_source_tree DEST: copies the files that git tracks, plus new files that
-# .gitignore does not exclude, so that uncommitted work is tested too.
+# .gitignore does not exclude, so that uncommitted work is tested too. A vendor/
+# left by debian/vendor-crates.sh is not copied.
 copy_source_tree() {
     mkdir -p "$1"
     (
         cd "$repo" &&
-            git ls-files -z --cached --others --exclude-standard |
+            git ls-files -z --cached --others --exclude-standard -- . ':(exclude)vendor' |
             xargs -0 sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
                 tar -cf - --null -T -
     ) | tar -xf - -C "$1"
