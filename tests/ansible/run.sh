@@ -390,8 +390,21 @@ run_mta() {
     check "$mta: journal has pam_mapi lines" journal_mentions_pam_mapi
     check "$mta: journal holds no password" journal_has_no_password
 
+    if [ "$mta" = postfix ]; then
+        check "role rejects an invalid protocol" rejects_invalid_protocol
+    fi
+
     render_el "$mta"
     stop_container
+}
+
+# Succeeds when the role stops before any change, with a message that names
+# the invalid value.
+rejects_invalid_protocol() {
+    local name="invalid protocol"
+    ! playbook "$name" "$TEST_DIR/e2e.yml" -e pam_mapi_mta=postfix -e pam_mapi_protocol=gopher &&
+        grep -F 'protocol=gopher' "$WORK/$name.log" &&
+        echo "$RECAP" | grep -q 'changed=0 '
 }
 
 # --- EL 9 rendering ----------------------------------------------------------------
