@@ -43,6 +43,12 @@ pub trait PamOps {
     fn stored_authtok(&mut self) -> Option<Zeroizing<Vec<u8>>>;
     /// `PAM_AUTHTOK`, prompting once through the conversation if it is not set.
     fn prompt_authtok(&mut self) -> Result<Zeroizing<Vec<u8>>, PamCode>;
+    /// Prompts for the password even if an earlier module set `PAM_AUTHTOK`, and
+    /// stores the answer as `PAM_AUTHTOK`, as pam_unix does without
+    /// `try_first_pass`.
+    fn prompt_new_authtok(&mut self) -> Result<Zeroizing<Vec<u8>>, PamCode> {
+        self.prompt_authtok()
+    }
     fn service(&self) -> Option<String>;
     fn rhost(&self) -> Option<String>;
     /// Remembers on the handle that this user authenticated through pam_mapi.
@@ -102,8 +108,16 @@ pub fn authenticate(pam: &mut dyn PamOps, args: &[String]) -> PamCode {
                 return PamCode::AuthtokRecoveryErr;
             }
         }
-    } else {
+    } else if settings.try_first_pass {
         match pam.prompt_authtok() {
+            Ok(token) => token,
+            Err(code) => {
+                pam.log(LogLevel::Err, &format!("cannot get the password: {}; {}", code.name(), context(&user)));
+                return code;
+            }
+        }
+    } else {
+        match pam.prompt_new_authtok() {
             Ok(token) => token,
             Err(code) => {
                 pam.log(LogLevel::Err, &format!("cannot get the password: {}; {}", code.name(), context(&user)));
@@ -185,7 +199,7 @@ fn record_for_throttle(throttle: &Throttle, outcome: &Outcome, log: &dyn Fn(LogL
 /// pam_mapi, PAM_IGNORE for anyone else, so that a stack can fall through to the
 /// next account module.
 pub fn acct_mgmt(pam: &mut dyn PamOps, args: &[String]) -> PamCode {
-    let settings = match Settings::load(args) {
+    let settings = match Settings::load_unchecked(args) {
         Ok(settings) => settings,
         Err(e) => {
             pam.log(LogLevel::Err, &format!("invalid configuration, failing closed: {e}"));
@@ -233,6 +247,10 @@ mod tests {
             if let Some(stored) = &self.stored {
                 return Ok(Zeroizing::new(stored.clone()));
             }
+            self.prompts += 1;
+            self.prompt_answer.clone().map(Zeroizing::new).ok_or(PamCode::ConvErr)
+        }
+        fn prompt_new_authtok(&mut self) -> Result<Zeroizing<Vec<u8>>, PamCode> {
             self.prompts += 1;
             self.prompt_answer.clone().map(Zeroizing::new).ok_or(PamCode::ConvErr)
         }

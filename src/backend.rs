@@ -86,7 +86,7 @@ fn check_one(settings: &Settings, server: &ServerUrl, creds: &Credentials, deadl
         Err(message) => return Outcome::ServiceError(message),
     };
     match settings.protocol {
-        Protocol::Soap => check_soap(settings, &client, creds, deadline, log),
+        Protocol::Soap => check_soap(settings, server, &client, creds, deadline, log),
         Protocol::MapiHttp => crate::mapihttp::check(settings, server, client, creds, deadline, log),
     }
 }
@@ -107,7 +107,14 @@ const SOAP_HEADERS: &[(&str, &str)] = &[("Content-Type", "text/xml; charset=utf-
 /// logoff when the server is too old to honour NO_REGISTER_SESSION. With
 /// `service=`, the logon registers a session, `getUser` reads the user's
 /// features, and the session is always logged off.
-fn check_soap(settings: &Settings, client: &Client, creds: &Credentials, deadline: Instant, log: Log) -> Outcome {
+fn check_soap(
+    settings: &Settings,
+    server: &ServerUrl,
+    client: &Client,
+    creds: &Credentials,
+    deadline: Instant,
+    log: Log,
+) -> Outcome {
     let misc = client_misc(creds);
     let gate = !settings.service.is_empty();
     let mut flags = soap::KOPANO_LOGON_NO_UID_AUTH;
@@ -127,6 +134,17 @@ fn check_soap(settings: &Settings, client: &Client, creds: &Credentials, deadlin
         Ok(response) => response,
         Err(e) => return Outcome::Unavailable(e.to_string()),
     };
+    if response.er == 0 && matches!(server, ServerUrl::Unix { .. }) && !soap::honours_no_uid_auth(response.server_version.as_deref()) {
+        // Zarafa before 7.1 ignores ulFlags, so over a Unix socket it logs root on
+        // as any user without checking the password: its "yes" proves nothing.
+        if response.session_id != 0 {
+            logoff(settings, client, response.session_id, deadline, log);
+        }
+        return Outcome::ServiceError(format!(
+            "server version {:?} cannot be asked over a Unix socket: servers older than Zarafa 7.1 ignore NO_UID_AUTH and accept any password from root there; use socket=http://... or https://... instead",
+            response.server_version.as_deref().unwrap_or("(none)")
+        ));
+    }
     match response.er {
         0 if gate => {
             let outcome = check_features(settings, client, response.session_id, deadline);

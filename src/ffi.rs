@@ -24,6 +24,7 @@ pub const PAM_AUTHTOK: c_int = 6;
 pub const PAM_RHOST: c_int = 4;
 
 pub const PAM_SILENT: c_int = 0x8000;
+pub const PAM_PROMPT_ECHO_OFF: c_int = 1;
 
 #[link(name = "pam")]
 extern "C" {
@@ -43,6 +44,8 @@ extern "C" {
     ) -> c_int;
     fn pam_get_data(pamh: *const PamHandle, module_data_name: *const c_char, data: *mut *const c_void) -> c_int;
     fn pam_syslog(pamh: *const PamHandle, priority: c_int, fmt: *const c_char, ...);
+    fn pam_prompt(pamh: *mut PamHandle, style: c_int, response: *mut *mut c_char, fmt: *const c_char, ...) -> c_int;
+    fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
 }
 
 /// Name under which the authenticated user is stored on the handle for the account phase.
@@ -219,6 +222,35 @@ impl PamOps for LibPam {
         }
         // SAFETY: as above.
         Ok(Zeroizing::new(unsafe { CStr::from_ptr(token) }.to_bytes().to_vec()))
+    }
+
+    fn prompt_new_authtok(&mut self) -> Result<Zeroizing<Vec<u8>>, PamCode> {
+        let mut response: *mut c_char = ptr::null_mut();
+        // SAFETY: pamh is valid; pam_prompt runs the application's conversation and
+        // hands us a malloc'd answer, which we wipe and free below.
+        let rc = unsafe { pam_prompt(self.pamh, PAM_PROMPT_ECHO_OFF, &mut response, c"%s".as_ptr(), c"Password: ".as_ptr()) };
+        if rc != 0 {
+            return Err(PamCode::from_raw(rc));
+        }
+        if response.is_null() {
+            return Err(PamCode::ConvErr);
+        }
+        // SAFETY: the answer is a NUL-terminated string that we own.
+        let length = unsafe { CStr::from_ptr(response) }.to_bytes().len();
+        // SAFETY: the answer has `length` readable bytes before its NUL.
+        let token = Zeroizing::new(unsafe { std::slice::from_raw_parts(response as *const u8, length) }.to_vec());
+        // SAFETY: libpam copies the string into its own PAM_AUTHTOK item.
+        let stored = unsafe { pam_set_item(self.pamh, PAM_AUTHTOK, response as *const c_void) };
+        // SAFETY: no other reference to the answer exists; it is wiped, then freed
+        // with the allocator the conversation used (malloc).
+        unsafe {
+            zeroize::Zeroize::zeroize(std::slice::from_raw_parts_mut(response as *mut u8, length));
+            libc::free(response as *mut c_void);
+        }
+        if stored != 0 {
+            return Err(PamCode::from_raw(stored));
+        }
+        Ok(token)
     }
 
     fn service(&self) -> Option<String> {

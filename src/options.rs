@@ -163,6 +163,18 @@ impl Settings {
     ///
     /// Returns a message naming the file, the key or argument, and the fix.
     pub fn load(args: &[String]) -> Result<Settings, SettingsError> {
+        Settings::load_unchecked(args)?.finish()
+    }
+
+    /// Reads the file and arguments like [`Settings::load`], checking every value
+    /// but not the combinations that only the auth phase needs (for example
+    /// `protocol=mapihttp` in the file with `socket=` only on the auth line). The
+    /// account phase uses this.
+    ///
+    /// # Errors
+    ///
+    /// Returns a message naming the file, the key or argument, and the fix.
+    pub fn load_unchecked(args: &[String]) -> Result<Settings, SettingsError> {
         let mut settings = Settings::default();
         let named = args.iter().rev().find_map(|a| a.strip_prefix("config="));
         let path = match named {
@@ -202,7 +214,7 @@ impl Settings {
             settings.apply(name, value, &format!("module argument {arg:?}"))?;
             settings.origins.insert(name.to_string(), "argument".into());
         }
-        settings.finish()
+        Ok(settings)
     }
 
     /// Applies one key of the configuration file. Flags take yes/no there, and
@@ -265,14 +277,14 @@ impl Settings {
                 self.default_domain = Some(domain.to_string());
             }
             "ignore_authinfo_unavail" => self.ignore_authinfo_unavail = flag(value, origin)?,
-            "state_file" => self.state_file = PathBuf::from(required(value, origin, "a file path")?),
+            "state_file" => self.state_file = absolute_path(required(value, origin, "a file path")?, origin)?,
             "state_ttl" => self.state_ttl = seconds(value, origin)?,
             "throttle_failures" => self.throttle_failures = whole_number(value, origin, 0, MAX_THROTTLE_FAILURES)?,
             "throttle_window" => {
                 let max = MAX_THROTTLE_WINDOW.as_secs() as u32;
                 self.throttle_window = Duration::from_secs(whole_number(value, origin, 1, max)?.into());
             }
-            "throttle_file" => self.throttle_file = PathBuf::from(required(value, origin, "a file path")?),
+            "throttle_file" => self.throttle_file = absolute_path(required(value, origin, "a file path")?, origin)?,
             "try_first_pass" => self.try_first_pass = flag(value, origin)?,
             "use_first_pass" => self.use_first_pass = flag(value, origin)?,
             "quiet" => self.quiet = flag(value, origin)?,
@@ -364,6 +376,20 @@ pub fn parse_config_text(text: &str, origin: &str) -> Result<Vec<(String, String
     // read each key as a path expression instead, and a key such as
     // `a[99999999999]` made it allocate an array of that length and abort the
     // process.
+    // The INI reader keeps only the last of repeated keys, so repeats are found here.
+    let mut seen = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') || line.starts_with('[') {
+            continue;
+        }
+        let key = line.split('=').next().unwrap_or("").trim();
+        if !seen.insert(key.to_string()) {
+            return Err(SettingsError(format!(
+                "{origin}: key {key:?} appears more than once; keep one line (socket takes a space-separated list)"
+            )));
+        }
+    }
     let table = FileFormat::Ini
         .parse(None, text)
         .map_err(|e| SettingsError(format!("{origin}: cannot parse: {e}; write one \"key = value\" per line")))?;
@@ -377,6 +403,15 @@ pub fn parse_config_text(text: &str, origin: &str) -> Result<Vec<(String, String
         entries.push((key, text));
     }
     Ok(entries)
+}
+
+/// Accepts only an absolute path: a relative one would depend on the working
+/// directory of whichever daemon loads the module.
+fn absolute_path(text: &str, origin: &str) -> Result<PathBuf, SettingsError> {
+    if !text.starts_with('/') {
+        return Err(SettingsError(format!("{origin}: path {text:?} is not absolute; give a full path starting with /")));
+    }
+    Ok(PathBuf::from(text))
 }
 
 fn required<'a>(value: Option<&'a str>, origin: &str, what: &str) -> Result<&'a str, SettingsError> {

@@ -56,7 +56,19 @@ impl ServerUrl {
         if uri.query().is_some() {
             return Err(format!("invalid server URL {text:?}: a query string is not supported; remove the part after ?"));
         }
-        let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let port = match port_text(authority.as_str()) {
+            None => {
+                if tls {
+                    443
+                } else {
+                    80
+                }
+            }
+            Some(port) => match port.parse::<u16>() {
+                Ok(number) if number > 0 => number,
+                _ => return Err(format!("invalid server URL {text:?}: port {port:?} is not a number from 1 to 65535")),
+            },
+        };
         Ok(ServerUrl::Http { url: text.to_string(), host, port, tls })
     }
 
@@ -91,6 +103,16 @@ impl ServerUrl {
     pub fn is_tls(&self) -> bool {
         matches!(self, ServerUrl::Http { tls: true, .. })
     }
+}
+
+/// Returns the text after the port colon of an authority (`host:port`,
+/// `[v6]:port`), or `None` when there is no colon.
+fn port_text(authority: &str) -> Option<&str> {
+    let after_host = match authority.rfind(']') {
+        Some(end) => &authority[end + 1..],
+        None => authority,
+    };
+    after_host.rfind(':').map(|colon| &after_host[colon + 1..])
 }
 
 impl fmt::Display for ServerUrl {
@@ -163,6 +185,13 @@ mod tests {
     fn parse_rejects_other_schemes() {
         assert!(ServerUrl::parse("ftp://x/").is_err());
         assert!(ServerUrl::parse("localhost:236").is_err());
+    }
+
+    #[test]
+    fn parse_rejects_bad_ports() {
+        for url in ["http://127.0.0.1:99999/", "http://127.0.0.1:-5/", "http://127.0.0.1:/", "http://127.0.0.1:0/", "http://[::1]:x/"] {
+            assert!(ServerUrl::parse(url).is_err(), "{url}");
+        }
     }
 
     #[test]

@@ -412,6 +412,24 @@ pub fn honours_no_register_session(server_version: Option<&str>) -> bool {
     }
 }
 
+/// Tells whether a server of this `lpszVersion` honours `KOPANO_LOGON_NO_UID_AUTH`.
+/// The flag arrived during Zarafa 7.1 development; older servers ignore unknown
+/// elements such as `ulFlags`. An unknown or unparsable version counts as old.
+pub fn honours_no_uid_auth(server_version: Option<&str>) -> bool {
+    let Some(version) = server_version else { return false };
+    let mut parts = version.split(',').map(str::trim);
+    if parts.next() != Some("0") {
+        return false;
+    }
+    let major = parts.next().and_then(|p| p.parse::<u32>().ok());
+    let minor = parts.next().and_then(|p| p.parse::<u32>().ok());
+    match (major, minor) {
+        (Some(major), _) if major > 7 => true,
+        (Some(7), Some(minor)) => minor >= 1,
+        _ => false,
+    }
+}
+
 /// Names a Kopano error code for log lines.
 pub fn er_name(er: u32) -> &'static str {
     match er {
@@ -601,6 +619,17 @@ mod tests {
     fn parse_get_user_end_of_session() {
         let body = wrap("<ns:getUserResponse><er>2147483664</er></ns:getUserResponse>");
         assert_eq!(parse_get_user_response(body.as_bytes()).unwrap().0, KCERR_END_OF_SESSION);
+    }
+
+    #[test]
+    fn no_uid_auth_by_version() {
+        assert!(honours_no_uid_auth(Some("0,11,0,2")));
+        assert!(honours_no_uid_auth(Some("0,7,1,0,33000")));
+        assert!(honours_no_uid_auth(Some("0,7,2,0,51000")));
+        assert!(!honours_no_uid_auth(Some("0,7,0,28,27000")));
+        assert!(!honours_no_uid_auth(Some("0,6,40,0")));
+        assert!(!honours_no_uid_auth(Some("11.0.2")));
+        assert!(!honours_no_uid_auth(None));
     }
 
     #[test]

@@ -97,16 +97,21 @@ impl DownList {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
                 .map_err(|e| format!("cannot set the mode of {}: {e}", dir.display()))?;
         }
+        // A name of its own per process, thread and call, created exclusively and
+        // never through a symlink, so that nobody can make root write elsewhere.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let thread = format!("{:?}", std::thread::current().id()).replace(|c: char| !c.is_ascii_digit(), "");
         let temporary = dir.join(format!(
-            ".{}.{}",
+            ".{}.{}.{thread}.{}",
             path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-            std::process::id()
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let result = (|| {
             let mut file = std::fs::OpenOptions::new()
                 .write(true)
-                .create(true)
-                .truncate(true)
+                .create_new(true)
+                .custom_flags(libc::O_NOFOLLOW)
                 .mode(0o600)
                 .open(&temporary)?;
             file.write_all(text.as_bytes())?;
@@ -192,6 +197,24 @@ mod tests {
         DownList::default().write(&path).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
         assert!(DownList::read(&path).is_err());
+    }
+
+    #[test]
+    fn write_never_follows_planted_symlinks() {
+        let path = scratch("symlink");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let victim = path.parent().unwrap().join("victim");
+        std::fs::write(&victim, "keep me").unwrap();
+        // Plant a symlink at every temporary name the next write could choose.
+        for entry in 0..64 {
+            let thread = format!("{:?}", std::thread::current().id()).replace(|c: char| !c.is_ascii_digit(), "");
+            let name = format!(".servers.state.{}.{thread}.{entry}", std::process::id());
+            let _ = std::os::unix::fs::symlink(&victim, path.parent().unwrap().join(name));
+        }
+        let mut down = DownList::default();
+        down.mark_down(&url("http://127.0.0.1:1/"), Duration::from_secs(30));
+        let _ = down.write(&path);
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
     }
 
     #[test]

@@ -179,7 +179,22 @@ fn rustls_config(tls: &TlsSettings) -> Result<TlsConfig, String> {
 }
 
 fn load_cafile(path: &Path) -> Result<Vec<Certificate<'static>>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read cafile {}: {e}", path.display()))?;
+    use std::os::unix::fs::MetadataExt;
+
+    // Whoever can write the CA file can make the module trust any server, so it
+    // gets the same ownership rule as the configuration file.
+    let shown = path.display();
+    let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read cafile {shown}: {e}; fix cafile="))?;
+    if metadata.uid() != 0 {
+        return Err(format!("cafile {shown} is owned by uid {}, not root; run: chown root:root {shown}", metadata.uid()));
+    }
+    if metadata.mode() & 0o022 != 0 {
+        return Err(format!(
+            "cafile {shown} is writable by group or others (mode {:04o}); run: chmod go-w {shown}",
+            metadata.mode() & 0o7777
+        ));
+    }
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read cafile {shown}: {e}"))?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
         match item {
@@ -212,17 +227,35 @@ fn load_cafile(path: &Path) -> Result<Vec<Certificate<'static>>, String> {
 fn describe(error: ureq::Error) -> TransportError {
     use ureq::Error as E;
     let (message, timed_out) = match &error {
-        E::Timeout(phase) => (format!("timed out ({})", timeout_phase(*phase)), true),
-        E::HostNotFound => ("host name not found".to_string(), false),
-        E::ConnectionFailed => ("connection failed".to_string(), false),
+        E::Timeout(phase) => (
+            format!("timed out ({}); check that the server is up and reachable, or raise timeout=", timeout_phase(*phase)),
+            true,
+        ),
+        E::HostNotFound => ("host name not found; check the host in socket= and the DNS or /etc/hosts entry".to_string(), false),
+        E::ConnectionFailed => {
+            ("connection failed; check that the server listens on the address and port in socket=".to_string(), false)
+        }
         E::Io(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
-            (format!("timed out: {e}"), true)
+            (format!("timed out: {e}; check that the server is up, or raise timeout="), true)
+        }
+        E::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => (
+            format!("connection refused: {e}; check that the server runs and listens on the address in socket= (kopano-server: server_listen, server_pipe_name)"),
+            false,
+        ),
+        E::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            (format!("{e}; check the socket path in socket= and that the server runs"), false)
+        }
+        E::Io(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            (format!("{e}; the calling process (saslauthd) needs permission to connect to that socket"), false)
         }
         E::Io(e) => (format!("connection error: {e}"), false),
-        E::BodyExceedsLimit(limit) => (format!("reply body is larger than {limit} bytes"), false),
-        E::Tls(e) => (format!("TLS error: {e}"), false),
-        E::Rustls(e) => (format!("TLS error: {e}"), false),
-        other => (other.to_string(), false),
+        E::BodyExceedsLimit(limit) => (
+            format!("reply body is larger than {limit} bytes; socket= may point at something other than the groupware server"),
+            false,
+        ),
+        E::Tls(e) => (format!("TLS error: {e}; pam_mapi-check shows the server's certificate; check cafile= and the host name in socket="), false),
+        E::Rustls(e) => (format!("TLS error: {e}; pam_mapi-check shows the server's certificate; check cafile= and the host name in socket="), false),
+        other => (format!("{other}; socket= may point at something other than the groupware server"), false),
     };
     TransportError { message, timed_out }
 }
@@ -291,12 +324,65 @@ impl<In: Transport> Connector<In> for UnixConnector {
     type Out = UnixTransport;
 
     fn connect(&self, details: &ConnectionDetails, _chained: Option<In>) -> Result<Option<Self::Out>, ureq::Error> {
-        let stream = UnixStream::connect(&self.path).map_err(|e| {
-            ureq::Error::Io(std::io::Error::new(e.kind(), format!("cannot connect to {}: {e}", self.path.display())))
+        let limit = details.timeout.not_zero().map(|d| *d).unwrap_or(Duration::from_secs(3));
+        let stream = connect_unix(&self.path, limit).map_err(|e| match e.kind() {
+            std::io::ErrorKind::TimedOut => ureq::Error::Timeout(details.timeout.reason),
+            kind => ureq::Error::Io(std::io::Error::new(kind, format!("cannot connect to {}: {e}", self.path.display()))),
         })?;
         let buffers = LazyBuffers::new(details.config.input_buffer_size(), details.config.output_buffer_size());
         Ok(Some(UnixTransport { stream, buffers }))
     }
+}
+
+/// Connects to a Unix stream socket within `limit`. A plain blocking connect can
+/// wait forever when the server's listen backlog is full; a non-blocking connect
+/// fails at once with EAGAIN then, so it is retried until `limit` runs out.
+pub fn connect_unix(path: &Path, limit: Duration) -> std::io::Result<UnixStream> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::io::FromRawFd;
+
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
+    let mut address: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= address.sun_path.len() || bytes.contains(&0) {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "socket path is too long or contains NUL"));
+    }
+    address.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (target, byte) in address.sun_path.iter_mut().zip(bytes) {
+        *target = *byte as libc::c_char;
+    }
+    let length = (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
+
+    // SAFETY: socket has no memory preconditions; the result is checked below.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh socket that nothing else owns; the stream closes it.
+    let stream = unsafe { UnixStream::from_raw_fd(fd) };
+    let started = Instant::now();
+    loop {
+        // SAFETY: address and length describe a valid sockaddr_un.
+        let rc = unsafe { libc::connect(fd, &address as *const libc::sockaddr_un as *const libc::sockaddr, length) };
+        if rc == 0 {
+            break;
+        }
+        let error = std::io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            // The listen backlog is full: the server does not accept connections.
+            Some(libc::EAGAIN) if started.elapsed() < limit => std::thread::sleep(Duration::from_millis(10)),
+            Some(libc::EAGAIN) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the server accepts no connections (listen backlog full)",
+                ))
+            }
+            _ => return Err(error),
+        }
+    }
+    stream.set_nonblocking(false)?;
+    Ok(stream)
 }
 
 #[derive(Debug)]

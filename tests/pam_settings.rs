@@ -345,3 +345,32 @@ fn account_phase_uses_pam_user_after_strip_realm() {
     assert_eq!(run.auth, PAM_SUCCESS);
     assert_eq!(run.account, Some(PAM_SUCCESS));
 }
+
+#[test]
+fn account_phase_accepts_socket_only_on_auth_line() {
+    let server = Server::start(Config::mapihttp().user("alice@example.test", PASSWORD)).unwrap();
+    let conf = config_file("protocol = mapihttp\n", 0o644);
+    let service = Service::new(&format!(
+        "auth required {{module}} config={conf} socket={url}\naccount required {{module}} config={conf}\n",
+        conf = conf.display(),
+        url = server.url()
+    ));
+    let run = run(&service, Attempt { user: "alice@example.test", password: Some(PASSWORD.as_bytes()), account: true, ..Default::default() });
+    assert_eq!(name(run.auth), name(PAM_SUCCESS));
+    assert_eq!(run.account.map(name), Some(name(PAM_SUCCESS)));
+}
+
+#[test]
+fn duplicate_config_key_is_service_err() {
+    let server = server();
+    let conf = config_file(&format!("socket = {}\nsocket = {}\n", dead_url(), server.url()), 0o644);
+    let service = Service::simple(&format!("config={}", conf.display()));
+    assert_eq!(name(authenticate(&service, "alice", PASSWORD)), name(PAM_SERVICE_ERR));
+}
+
+#[test]
+fn relative_state_file_is_service_err() {
+    let server = server();
+    let service = Service::simple(&format!("socket={} state_file=relative.state", server.url()));
+    assert_eq!(name(authenticate(&service, "alice", PASSWORD)), name(PAM_SERVICE_ERR));
+}

@@ -468,3 +468,80 @@ fn parallel_threads_get_their_own_answers() {
         handle.join().unwrap();
     }
 }
+
+/// A Unix socket that listens with a backlog of 0 and never accepts, with its
+/// backlog filled by `clients`, so that a further blocking connect would hang.
+fn full_backlog_socket(path: &std::path::Path) -> (std::os::unix::net::UnixListener, Vec<std::os::unix::net::UnixStream>) {
+    use std::os::unix::io::FromRawFd;
+    use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+    let listener = UnixListener::bind(path).unwrap();
+    let fd = std::os::unix::io::AsRawFd::as_raw_fd(&listener);
+    assert_eq!(unsafe { libc::listen(fd, 0) }, 0);
+    let address = SocketAddr::from_pathname(path).unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..64 {
+        let raw = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0) };
+        let client = unsafe { UnixStream::from_raw_fd(raw) };
+        let mut sockaddr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        sockaddr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        let bytes = std::os::unix::ffi::OsStrExt::as_bytes(address.as_pathname().unwrap().as_os_str());
+        for (target, byte) in sockaddr.sun_path.iter_mut().zip(bytes) {
+            *target = *byte as libc::c_char;
+        }
+        let length = (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
+        let rc = unsafe { libc::connect(raw, &sockaddr as *const _ as *const libc::sockaddr, length) };
+        if rc != 0 {
+            break;
+        }
+        clients.push(client);
+    }
+    (listener, clients)
+}
+
+#[test]
+fn unix_socket_with_full_backlog_is_authinfo_unavail_within_deadline() {
+    let dir = scratch_dir("backlog");
+    let path = dir.join("server.sock");
+    let (_listener, _clients) = full_backlog_socket(&path);
+    let service = Service::simple(&format!("socket=file://{} timeout=1", path.display()));
+    let started = Instant::now();
+    assert_eq!(name(authenticate(&service, "alice", ALICE_PASSWORD)), name(PAM_AUTHINFO_UNAVAIL));
+    assert!(started.elapsed() < Duration::from_millis(1500), "deadline overrun: {:?}", started.elapsed());
+}
+
+#[test]
+fn old_zarafa_over_unix_socket_is_service_err() {
+    // Zarafa before 7.1 ignores NO_UID_AUTH, so its er 0 over a Unix socket may be
+    // the peer-uid bypass rather than a checked password.
+    let dir = scratch_dir("old-zarafa");
+    let path = dir.join("zarafa.sock");
+    let requests = Canned::start_unix(
+        &path,
+        vec![soap_reply("<logonResponse><er>0</er><ulSessionId>77</ulSessionId><lpszVersion>0,7,0,28,27000</lpszVersion></logonResponse>")],
+    );
+    let service = Service::simple(&format!("socket=file://{}", path.display()));
+    assert_eq!(name(authenticate(&service, "alice", "any password at all")), name(PAM_SERVICE_ERR));
+    assert!(requests.lock().unwrap()[0].contains("<ulFlags>3</ulFlags>"));
+}
+
+#[test]
+fn old_zarafa_over_tcp_is_trusted() {
+    let canned = Canned::start(vec![
+        soap_reply("<logonResponse><er>0</er><ulSessionId>77</ulSessionId><lpszVersion>0,7,0,28,27000</lpszVersion></logonResponse>"),
+        soap_reply("<logoffResponse><result>0</result></logoffResponse>"),
+    ]);
+    let service = Service::simple(&format!("socket={}", canned.url()));
+    assert_eq!(authenticate(&service, "alice", ALICE_PASSWORD), PAM_SUCCESS);
+}
+
+#[test]
+fn without_try_first_pass_prompts_again_like_pam_unix() {
+    let server = server();
+    let service = Service::new(&format!(
+        "auth optional pam_unix.so nodelay\nauth required {{module}} socket={}\n",
+        server.url()
+    ));
+    let run = run(&service, Attempt { user: "alice", password: Some(ALICE_PASSWORD.as_bytes()), ..Default::default() });
+    assert_eq!(run.auth, PAM_SUCCESS);
+    assert_eq!(run.password_prompts, 2);
+}

@@ -406,3 +406,26 @@ fn client_hello_offers_only_tls12_and_tls13() {
         );
     }
 }
+
+#[test]
+fn writable_cafile_is_service_err() {
+    use std::os::unix::fs::PermissionsExt;
+    let ca = TestCa::new("pam_mapi test CA");
+    let (cert, key) = ca.leaf(&["127.0.0.1"], Validity::Now);
+    let server = tls_server(&cert, &key);
+    let cafile = write_file("ca.pem", ca.pem().as_bytes());
+    std::fs::set_permissions(&cafile, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let service = Service::simple(&format!("socket={} cafile={}", server.url(), cafile.display()));
+    assert_eq!(name(authenticate(&service, "alice", PASSWORD)), name(PAM_SERVICE_ERR));
+}
+
+#[test]
+fn cafile_not_owned_by_root_is_service_err() {
+    let ca = TestCa::new("pam_mapi test CA");
+    let (cert, key) = ca.leaf(&["127.0.0.1"], Validity::Now);
+    let server = tls_server(&cert, &key);
+    let cafile = write_file("ca.pem", ca.pem().as_bytes());
+    std::os::unix::fs::chown(&cafile, Some(65534), None).unwrap();
+    let service = Service::simple(&format!("socket={} cafile={}", server.url(), cafile.display()));
+    assert_eq!(name(authenticate(&service, "alice", PASSWORD)), name(PAM_SERVICE_ERR));
+}

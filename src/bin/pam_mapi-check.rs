@@ -125,7 +125,19 @@ fn parse_command_line(args: &[String]) -> Result<CommandLine, String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args = Vec::new();
+    for arg in std::env::args_os().skip(1) {
+        match arg.into_string() {
+            Ok(arg) => args.push(arg),
+            Err(raw) => {
+                eprintln!(
+                    "pam_mapi-check: argument {:?} is not valid UTF-8; pam.d arguments must be UTF-8 text",
+                    raw.to_string_lossy()
+                );
+                return Exit::Usage.into();
+            }
+        }
+    }
     let line = match parse_command_line(&args) {
         Ok(line) => line,
         Err(message) => {

@@ -306,7 +306,6 @@ pub struct Canned {
 
 impl Canned {
     pub fn start(replies: Vec<String>) -> Canned {
-        use std::io::{BufRead, BufReader, Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -315,45 +314,73 @@ impl Canned {
             let mut index = 0usize;
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { break };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut writer = stream;
-                loop {
-                    let mut length = 0usize;
-                    let mut head = String::new();
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            break;
-                        }
-                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap_or(0);
-                        }
-                        head.push_str(&line);
-                        if line == "\r\n" {
-                            break;
-                        }
-                    }
-                    if head.is_empty() {
-                        break;
-                    }
-                    let mut body = vec![0u8; length];
-                    if reader.read_exact(&mut body).is_err() {
-                        break;
-                    }
-                    seen.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
-                    let reply = &replies[index.min(replies.len() - 1)];
-                    index += 1;
-                    if writer.write_all(reply.as_bytes()).is_err() {
-                        break;
-                    }
-                }
+                let reader = stream.try_clone().unwrap();
+                serve_canned(reader, stream, &replies, &mut index, &seen);
             }
         });
         Canned { addr, requests }
     }
 
+    /// Like `start`, on a Unix socket at `path`.
+    pub fn start_unix(path: &Path, replies: Vec<String>) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+        let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            let mut index = 0usize;
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { break };
+                let reader = stream.try_clone().unwrap();
+                serve_canned(reader, stream, &replies, &mut index, &seen);
+            }
+        });
+        requests
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}/kopano", self.addr)
+    }
+}
+
+/// Answers the requests of one connection with the canned replies.
+fn serve_canned(
+    reader: impl std::io::Read,
+    mut writer: impl std::io::Write,
+    replies: &[String],
+    index: &mut usize,
+    seen: &std::sync::Mutex<Vec<String>>,
+) {
+    use std::io::{BufRead, BufReader, Read};
+    let mut reader = BufReader::new(reader);
+    loop {
+        let mut length = 0usize;
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            head.push_str(&line);
+            if line == "\r\n" {
+                break;
+            }
+        }
+        if head.is_empty() {
+            return;
+        }
+        let mut body = vec![0u8; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        seen.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
+        let reply = &replies[(*index).min(replies.len() - 1)];
+        *index += 1;
+        if writer.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
     }
 }
 

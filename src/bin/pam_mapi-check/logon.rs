@@ -27,11 +27,14 @@ pub fn read_password(user: &str) -> Result<Zeroizing<Vec<u8>>, String> {
     // Allocated at full size up front, so that growing leaves no unwiped copies.
     // NOTE: standard input's own buffer still holds a copy until it is reused.
     let mut line = Zeroizing::new(Vec::with_capacity(MAX_STDIN_BYTES as usize + 1));
-    std::io::stdin()
+    let read = std::io::stdin()
         .lock()
         .take(MAX_STDIN_BYTES)
         .read_until(b'\n', &mut line)
         .map_err(|e| format!("reading standard input failed: {e}"))?;
+    if read == 0 {
+        return Err("standard input is empty; type the password at the prompt or pipe it in followed by a newline".into());
+    }
     if line.last() == Some(&b'\n') {
         line.pop();
     }

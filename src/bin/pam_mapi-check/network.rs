@@ -5,7 +5,6 @@
 
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -159,7 +158,7 @@ pub fn connect_unix(report: &mut Report, path: &Path) -> bool {
         return false;
     }
     let owner = format!("socket owner uid {}, gid {}, mode {:04o}", metadata.uid(), metadata.gid(), metadata.mode() & 0o7777);
-    match UnixStream::connect(path) {
+    match pam_mapi::transport::connect_unix(path, std::time::Duration::from_secs(3)) {
         Ok(_) => {
             report.pass(&step, started, &format!("connected; {owner}"));
             true
