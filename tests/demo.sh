@@ -26,7 +26,8 @@ done
 bash tests/setup.sh
 echo "demo: building (release)"
 cargo build --release --locked -q -p pam_mapi -p kopano-standin
-module=$PWD/target/release/libpam_mapi.so
+target_dir=${CARGO_TARGET_DIR:-$PWD/target}
+module=$target_dir/release/libpam_mapi.so
 
 work=$(mktemp -d)
 standin_pid=""
@@ -38,7 +39,7 @@ trap cleanup EXIT
 
 password='Secr3t&<pass>'
 if [ -z "$server" ]; then
-    ./target/release/kopano-standin --listen 127.0.0.1:0 --user "alice:$password" > "$work/standin.out" &
+    "$target_dir/release/kopano-standin" --listen 127.0.0.1:0 --user "alice:$password" > "$work/standin.out" &
     standin_pid=$!
     for _ in $(seq 100); do grep -q '^listening on' "$work/standin.out" 2>/dev/null && break; sleep 0.05; done
     server=$(sed -n 's/^listening on //p' "$work/standin.out" | head -1)
