@@ -1,8 +1,8 @@
 #!/bin/sh
 # Create the authselect custom profile "custom/mapi". It is a copy of a base
 # profile (default "local") in which the feature "with-mapi" adds pam_mapi to
-# system-auth and password-auth. Any base profile with the two pam_unix lines
-# named below works.
+# system-auth and password-auth. The base profile needs the two pam_unix lines
+# named below. NOTE: tested with "local" of authselect 1.5.0 only.
 #
 # Usage: create-mapi-profile.sh [BASE-PROFILE]
 # Then:  authselect select custom/mapi with-mapi
