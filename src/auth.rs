@@ -35,9 +35,9 @@ impl LogLevel {
     }
 }
 
-/// What the decisions need from libpam.
+/// Operations on a PAM handle that the decisions use.
 pub trait PamOps {
-    /// The user name, prompting if the application has not set one.
+    /// Returns the user name, prompting if the application has not set one.
     fn user(&mut self) -> Result<Vec<u8>, PamCode>;
     /// `PAM_AUTHTOK` as an earlier module left it, without prompting.
     fn stored_authtok(&mut self) -> Option<Zeroizing<Vec<u8>>>;
@@ -59,8 +59,8 @@ pub trait PamOps {
     fn log(&self, level: LogLevel, message: &str);
 }
 
-/// `pam_sm_authenticate`: reads the user and password, checks them locally, asks
-/// the server, logs the result and maps it to a PAM code.
+/// Implements `pam_sm_authenticate`: reads the user and password, checks them
+/// locally, sends the logon to the server, logs the result and maps it to a PAM code.
 pub fn authenticate(pam: &mut dyn PamOps, args: &[String]) -> PamCode {
     let settings = match Settings::load(args) {
         Ok(settings) => settings,

@@ -64,7 +64,7 @@ extern "C" {
     fn pam_strerror(pamh: *mut PamHandle, errnum: c_int) -> *const c_char;
 }
 
-/// What the conversation answers, and how often it was asked for a password.
+/// The conversation's reply, and a count of the password prompts it got.
 struct Answers {
     password: Option<Vec<u8>>,
     password_prompts: AtomicUsize,
@@ -100,7 +100,7 @@ unsafe extern "C" fn conversation(
     PAM_SUCCESS
 }
 
-/// The built module: next to the test binary (`target/<profile>/deps`) or one up.
+/// Finds the built module: next to the test binary (`target/<profile>/deps`) or one up.
 pub fn module_path() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let deps = exe.parent().unwrap();
@@ -253,7 +253,7 @@ pub fn authenticate(service: &Service, user: &str, password: &str) -> i32 {
     run(service, Attempt { user, password: Some(password.as_bytes()), ..Default::default() }).auth
 }
 
-/// The symbolic name of a PAM code, for assertion messages.
+/// Returns libpam's text for a PAM code, for assertion messages.
 pub fn name(code: i32) -> String {
     unsafe { CStr::from_ptr(pam_strerror(ptr::null_mut(), code)).to_string_lossy().into_owned() }
 }
@@ -296,7 +296,7 @@ fn log_text() -> String {
     text
 }
 
-/// A loopback HTTP server that answers every request with the next canned reply
+/// A loopback HTTP server that replies to every request with the next canned reply
 /// (the last one repeats) and records the requests. For replies the stand-in
 /// server never sends, such as a client rejection.
 pub struct Canned {
@@ -342,7 +342,7 @@ impl Canned {
     }
 }
 
-/// Answers the requests of one connection with the canned replies.
+/// Replies to the requests of one connection with the canned replies.
 fn serve_canned(
     reader: impl std::io::Read,
     mut writer: impl std::io::Write,
@@ -384,7 +384,7 @@ fn serve_canned(
     }
 }
 
-/// An HTTP 200 reply carrying a SOAP body.
+/// Builds an HTTP 200 reply carrying a SOAP body.
 pub fn soap_reply(inner: &str) -> String {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<SOAP-ENV:Envelope xmlns:SOAP-ENV=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:ns=\"urn:zarafa\"><SOAP-ENV:Body>{inner}</SOAP-ENV:Body></SOAP-ENV:Envelope>"
@@ -395,7 +395,7 @@ pub fn soap_reply(inner: &str) -> String {
     )
 }
 
-/// A name unique to this test run, so that log lines of earlier runs never match.
+/// Returns a name unique to this test run, so that log lines of earlier runs never match.
 pub fn unique(label: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     format!("{label}-{}-{nanos}", std::process::id())
