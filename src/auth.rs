@@ -44,7 +44,7 @@ pub trait PamOps {
     /// `PAM_AUTHTOK`, prompting once through the conversation if it is not set.
     fn prompt_authtok(&mut self) -> Result<Zeroizing<Vec<u8>>, PamCode>;
     /// Prompts for the password even if an earlier module set `PAM_AUTHTOK`, and
-    /// stores the answer as `PAM_AUTHTOK`, as pam_unix does without
+    /// stores the reply as `PAM_AUTHTOK`, as pam_unix does without
     /// `try_first_pass`.
     fn prompt_new_authtok(&mut self) -> Result<Zeroizing<Vec<u8>>, PamCode> {
         self.prompt_authtok()
