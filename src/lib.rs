@@ -16,6 +16,7 @@ pub mod input;
 pub mod mapihttp;
 pub mod options;
 pub mod server;
+pub mod shared_file;
 pub mod soap;
 pub mod state;
 pub mod throttle;

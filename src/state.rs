@@ -7,12 +7,11 @@
 //! a success.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::server::ServerUrl;
+use crate::shared_file;
 
 /// Largest state file read; more than enough for a few hundred servers.
 const MAX_STATE_BYTES: u64 = 16 * 1024;
@@ -32,24 +31,10 @@ impl DownList {
     /// foreign file (not owned by root or this process's user, or writable by
     /// others) returns `Err` with the reason, and malformed lines are skipped.
     pub fn read(path: &Path) -> Result<DownList, String> {
-        let metadata = match std::fs::symlink_metadata(path) {
-            Ok(metadata) => metadata,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DownList::default()),
-            Err(e) => return Err(format!("cannot read state file {}: {e}", path.display())),
-        };
-        // SAFETY: geteuid has no preconditions.
-        let euid = unsafe { libc::geteuid() };
-        if !metadata.is_file() || (metadata.uid() != 0 && metadata.uid() != euid) || metadata.mode() & 0o022 != 0 {
-            return Err(format!(
-                "ignoring state file {}: it must be a regular file owned by root and writable only by its owner",
-                path.display()
-            ));
+        match shared_file::read(path, "state file", MAX_STATE_BYTES)? {
+            Some(bytes) => Ok(DownList::parse(&String::from_utf8_lossy(&bytes))),
+            None => Ok(DownList::default()),
         }
-        if metadata.len() > MAX_STATE_BYTES {
-            return Err(format!("ignoring state file {}: larger than {MAX_STATE_BYTES} bytes", path.display()));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read state file {}: {e}", path.display()))?;
-        Ok(DownList::parse(&text))
     }
 
     /// Parses `UNTIL URL` lines, skipping any line that does not fit.
@@ -91,36 +76,7 @@ impl DownList {
                 text.push_str(&format!("{until} {url}\n"));
             }
         }
-        let dir = path.parent().ok_or_else(|| format!("state file {} has no directory", path.display()))?;
-        if !dir.exists() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| format!("cannot set the mode of {}: {e}", dir.display()))?;
-        }
-        // A name of its own per process, thread and call, created exclusively and
-        // never through a symlink, so that nobody can make root write elsewhere.
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let thread = format!("{:?}", std::thread::current().id()).replace(|c: char| !c.is_ascii_digit(), "");
-        let temporary = dir.join(format!(
-            ".{}.{}.{thread}.{}",
-            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-            std::process::id(),
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        let result = (|| {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .mode(0o600)
-                .open(&temporary)?;
-            file.write_all(text.as_bytes())?;
-            std::fs::rename(&temporary, path)
-        })();
-        result.map_err(|e| {
-            let _ = std::fs::remove_file(&temporary);
-            format!("cannot write state file {}: {e}", path.display())
-        })
+        shared_file::write(path, "state file", text.as_bytes())
     }
 }
 
@@ -134,6 +90,7 @@ pub fn order<'a>(servers: &'a [ServerUrl], down: &DownList) -> Vec<&'a ServerUrl
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     fn url(text: &str) -> ServerUrl {
         ServerUrl::parse(text).unwrap()
@@ -205,10 +162,9 @@ mod tests {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let victim = path.parent().unwrap().join("victim");
         std::fs::write(&victim, "keep me").unwrap();
-        // Plant a symlink at every temporary name the next write could choose.
-        for entry in 0..64 {
-            let thread = format!("{:?}", std::thread::current().id()).replace(|c: char| !c.is_ascii_digit(), "");
-            let name = format!(".servers.state.{}.{thread}.{entry}", std::process::id());
+        // Plant a symlink at every temporary name the next writes could choose.
+        for call in 0..1024 {
+            let name = format!(".servers.state.{}.{call}", std::process::id());
             let _ = std::os::unix::fs::symlink(&victim, path.parent().unwrap().join(name));
         }
         let mut down = DownList::default();

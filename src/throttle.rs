@@ -21,14 +21,13 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::code::Outcome;
+use crate::shared_file;
 use crate::options::Settings;
 
 /// Largest throttle file read: about 10,000 entries of up to 48 bytes.
@@ -77,27 +76,10 @@ impl Table {
     /// Reads the file; see the module documentation for what reads as empty.
     /// `Err` carries the reason for a log line.
     fn read(path: &Path) -> Result<Table, String> {
-        let metadata = match std::fs::symlink_metadata(path) {
-            Ok(metadata) => metadata,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Table::default()),
-            Err(e) => return Err(format!("cannot read throttle file {}: {e}", path.display())),
-        };
-        // SAFETY: geteuid has no preconditions.
-        let euid = unsafe { libc::geteuid() };
-        if !metadata.is_file() || (metadata.uid() != 0 && metadata.uid() != euid) || metadata.mode() & 0o022 != 0 {
-            return Err(format!(
-                "ignoring throttle file {}: it must be a regular file owned by root and writable only by its owner; remove it, and pam_mapi writes a new one",
-                path.display()
-            ));
+        match shared_file::read(path, "throttle file", MAX_FILE_BYTES)? {
+            Some(bytes) => Ok(Table::parse(&String::from_utf8_lossy(&bytes))),
+            None => Ok(Table::default()),
         }
-        if metadata.len() > MAX_FILE_BYTES {
-            return Err(format!(
-                "ignoring throttle file {}: larger than {MAX_FILE_BYTES} bytes; remove it",
-                path.display()
-            ));
-        }
-        let text = std::fs::read(path).map_err(|e| format!("cannot read throttle file {}: {e}", path.display()))?;
-        Ok(Table::parse(&String::from_utf8_lossy(&text)))
     }
 
     /// Parses `KEY FAILURES LAST_FAILURE_MS` lines (KEY in hexadecimal), skipping
@@ -138,43 +120,8 @@ impl Table {
         for (key, entry) in &self.entries {
             text.push_str(&format!("{key:016x} {} {}\n", entry.failures, entry.last_failure_ms));
         }
-        let temporary = temporary_path(path)?;
-        let result = (|| {
-            // create_new, so that a file planted under the temporary name is
-            // never written and renamed into place.
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&temporary)?;
-            file.write_all(text.as_bytes())?;
-            std::fs::rename(&temporary, path)
-        })();
-        result.map_err(|e| {
-            let _ = std::fs::remove_file(&temporary);
-            format!("cannot write throttle file {}: {e}", path.display())
-        })
+        shared_file::write(path, "throttle file", text.as_bytes())
     }
-}
-
-/// Builds a temporary file name, unique per process and per call, because several
-/// threads of one process may load the module.
-fn temporary_path(path: &Path) -> Result<PathBuf, String> {
-    static CALLS: AtomicU64 = AtomicU64::new(0);
-    let dir = directory(path)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    Ok(dir.join(format!(".{name}.{}.{}", std::process::id(), CALLS.fetch_add(1, Ordering::Relaxed))))
-}
-
-/// Returns the file's directory, creating it with mode 0700 if it is missing.
-fn directory(path: &Path) -> Result<&Path, String> {
-    let dir = path.parent().ok_or_else(|| format!("throttle file {} has no directory", path.display()))?;
-    if !dir.exists() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| format!("cannot set the mode of {}: {e}", dir.display()))?;
-    }
-    Ok(dir)
 }
 
 /// Takes an exclusive `flock` on `PATH.lock`, waiting up to `LOCK_WAIT`. Returns
@@ -296,7 +243,7 @@ impl Throttle {
                 return Ok(Recorded::Nothing)
             }
         };
-        directory(&self.path)?;
+        shared_file::directory(&self.path, "throttle file")?;
         let _lock = lock(&self.path);
         // An unusable file is replaced: the rename below puts a root-owned one in
         // its place.
@@ -328,6 +275,7 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("pam_mapi-throttle-{}-{name}", std::process::id()));
