@@ -286,7 +286,9 @@ mod tests {
     fn authenticate_rejects_empty_password_locally() {
         let mut pam = FakePam { user: b"alice".to_vec(), prompt_answer: Some(Vec::new()), ..Default::default() };
         assert_eq!(authenticate(&mut pam, &args(&[DEAD])), PamCode::AuthErr);
-        assert!(pam.logs.borrow().iter().any(|(l, m)| *l == LogLevel::Info && m.contains("password is empty")));
+        let logs = pam.logs.borrow();
+        let line = logs.iter().find(|(_, m)| m.contains("password is empty")).expect("a line about the empty password");
+        assert_eq!(line.0, LogLevel::Info);
     }
 
     #[test]

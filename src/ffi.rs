@@ -227,7 +227,7 @@ impl PamOps for LibPam {
     fn prompt_new_authtok(&mut self) -> Result<Zeroizing<Vec<u8>>, PamCode> {
         let mut response: *mut c_char = ptr::null_mut();
         // SAFETY: pamh is valid; pam_prompt runs the application's conversation and
-        // hands us a malloc'd answer, which we wipe and free below.
+        // hands us a malloc'd reply, which we wipe and free below.
         let rc = unsafe { pam_prompt(self.pamh, PAM_PROMPT_ECHO_OFF, &mut response, c"%s".as_ptr(), c"Password: ".as_ptr()) };
         if rc != 0 {
             return Err(PamCode::from_raw(rc));
@@ -235,13 +235,13 @@ impl PamOps for LibPam {
         if response.is_null() {
             return Err(PamCode::ConvErr);
         }
-        // SAFETY: the answer is a NUL-terminated string that we own.
+        // SAFETY: the reply is a NUL-terminated string that we own.
         let length = unsafe { CStr::from_ptr(response) }.to_bytes().len();
-        // SAFETY: the answer has `length` readable bytes before its NUL.
+        // SAFETY: the reply has `length` readable bytes before its NUL.
         let token = Zeroizing::new(unsafe { std::slice::from_raw_parts(response as *const u8, length) }.to_vec());
         // SAFETY: libpam copies the string into its own PAM_AUTHTOK item.
         let stored = unsafe { pam_set_item(self.pamh, PAM_AUTHTOK, response as *const c_void) };
-        // SAFETY: no other reference to the answer exists; it is wiped, then freed
+        // SAFETY: no other reference to the reply exists; it is wiped, then freed
         // with the allocator the conversation used (malloc).
         unsafe {
             zeroize::Zeroize::zeroize(std::slice::from_raw_parts_mut(response as *mut u8, length));

@@ -503,7 +503,10 @@ mod tests {
         assert_eq!(s.servers[0].to_string(), DEFAULT_SOCKET);
         assert_eq!(s.timeout, DEFAULT_TIMEOUT);
         assert_eq!(s.protocol, Protocol::Soap);
-        assert!(!s.debug && !s.quiet && !s.try_first_pass && !s.use_first_pass);
+        assert!(!s.debug);
+        assert!(!s.quiet);
+        assert!(!s.try_first_pass);
+        assert!(!s.use_first_pass);
     }
 
     #[test]

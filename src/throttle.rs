@@ -266,7 +266,7 @@ impl Throttle {
         Ok(Recorded::Failure { failures, started: failures == self.max_failures })
     }
 
-    /// The window, for log lines.
+    /// Returns the window, for log lines.
     pub fn window(&self) -> Duration {
         self.window
     }

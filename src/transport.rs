@@ -181,8 +181,8 @@ fn rustls_config(tls: &TlsSettings) -> Result<TlsConfig, String> {
 fn load_cafile(path: &Path) -> Result<Vec<Certificate<'static>>, String> {
     use std::os::unix::fs::MetadataExt;
 
-    // Whoever can write the CA file can make the module trust any server, so it
-    // gets the same ownership rule as the configuration file.
+    // Any user who can write the CA file can make the module trust any server, so
+    // the file gets the same ownership rule as the configuration file.
     let shown = path.display();
     let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read cafile {shown}: {e}; fix cafile="))?;
     if metadata.uid() != 0 {
@@ -335,7 +335,7 @@ impl<In: Transport> Connector<In> for UnixConnector {
 }
 
 /// Connects to a Unix stream socket within `limit`. A plain blocking connect can
-/// wait forever when the server's listen backlog is full; a non-blocking connect
+/// wait forever when the server's listen backlog is full. A non-blocking connect
 /// fails at once with EAGAIN then, so it is retried until `limit` runs out.
 pub fn connect_unix(path: &Path, limit: Duration) -> std::io::Result<UnixStream> {
     use std::os::unix::ffi::OsStrExt;

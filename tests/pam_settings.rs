@@ -17,7 +17,7 @@ fn server() -> Server {
     Server::start(Config::soap().user("alice", PASSWORD)).unwrap()
 }
 
-/// A port on 127.0.0.1 where nothing listens.
+/// Returns a URL on a 127.0.0.1 port where nothing listens.
 fn dead_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -25,7 +25,7 @@ fn dead_url() -> String {
     format!("http://127.0.0.1:{port}/kopano")
 }
 
-/// A root-owned configuration file with the given mode.
+/// Writes a root-owned configuration file with the given mode.
 fn config_file(text: &str, mode: u32) -> PathBuf {
     let path = scratch_dir("conf").join("pam_mapi.conf");
     std::fs::write(&path, text).unwrap();

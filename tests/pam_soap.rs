@@ -469,8 +469,9 @@ fn parallel_threads_get_their_own_answers() {
     }
 }
 
-/// A Unix socket that listens with a backlog of 0 and never accepts, with its
-/// backlog filled by `clients`, so that a further blocking connect would hang.
+/// Binds a Unix socket that listens with a backlog of 0 and never accepts, and
+/// fills its backlog with the returned clients, so that a further blocking
+/// connect would hang.
 fn full_backlog_socket(path: &std::path::Path) -> (std::os::unix::net::UnixListener, Vec<std::os::unix::net::UnixStream>) {
     use std::os::unix::io::FromRawFd;
     use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};

@@ -308,38 +308,40 @@ impl Canned {
     pub fn start(replies: Vec<String>) -> Canned {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = requests.clone();
-        std::thread::spawn(move || {
-            let mut index = 0usize;
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { break };
-                let reader = stream.try_clone().unwrap();
-                serve_canned(reader, stream, &replies, &mut index, &seen);
-            }
-        });
+        let requests = serve_canned_connections(move || listener.accept().map(|(stream, _)| stream), replies);
         Canned { addr, requests }
     }
 
     /// Like `start`, on a Unix socket at `path`.
     pub fn start_unix(path: &Path, replies: Vec<String>) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
         let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
-        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = requests.clone();
-        std::thread::spawn(move || {
-            let mut index = 0usize;
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { break };
-                let reader = stream.try_clone().unwrap();
-                serve_canned(reader, stream, &replies, &mut index, &seen);
-            }
-        });
-        requests
+        serve_canned_connections(move || listener.accept().map(|(stream, _)| stream), replies)
     }
 
     pub fn url(&self) -> String {
         format!("http://{}/kopano", self.addr)
     }
+}
+
+/// Accepts connections in a thread of its own and replies to each with the
+/// canned replies. Returns the list that the request bodies are recorded in.
+fn serve_canned_connections<S>(
+    mut accept: impl FnMut() -> std::io::Result<S> + Send + 'static,
+    replies: Vec<String>,
+) -> std::sync::Arc<std::sync::Mutex<Vec<String>>>
+where
+    S: Send + 'static,
+    for<'a> &'a S: std::io::Read + std::io::Write,
+{
+    let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    std::thread::spawn(move || {
+        let mut index = 0usize;
+        while let Ok(stream) = accept() {
+            serve_canned(&stream, &stream, &replies, &mut index, &seen);
+        }
+    });
+    requests
 }
 
 /// Replies to the requests of one connection with the canned replies.
