@@ -27,7 +27,7 @@ suite() {
 
 # The integration tests load target/debug/libpam_mapi.so through libpam.
 suite cargo-build cargo build --workspace --all-targets --locked
-suite cargo-test cargo test --workspace --locked
+suite cargo-test cargo test --workspace --locked --no-fail-fast
 
 for script in tests/packages/run.sh tests/ansible/run.sh tests/e2e/run.sh tests/hardening/run.sh; do
     [ -f "$script" ] && suite "$(basename "$(dirname "$script")")" bash "$script"

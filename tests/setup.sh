@@ -19,9 +19,17 @@ if ! command -v cargo >/dev/null; then
     exit 1
 fi
 
-# The logging tests read authpriv lines from /var/log/auth.log.
-if [ ! -S /dev/log ]; then
+# The logging tests read authpriv lines from /var/log/auth.log. A /dev/log left
+# behind by a syslog daemon that has since ended refuses every message, so test
+# the socket with a message rather than its existence.
+if ! logger --socket-errors=on -u /dev/log -p authpriv.debug "pam_mapi test setup: syslog check" 2>/dev/null; then
     echo "setup: starting rsyslogd"
+    rm -f /dev/log
     rsyslogd 2>/dev/null || rsyslogd -iNONE
-    for _ in $(seq 50); do [ -S /dev/log ] && break; sleep 0.1; done
+    for _ in $(seq 50); do
+        logger --socket-errors=on -u /dev/log -p authpriv.debug "pam_mapi test setup: syslog check" 2>/dev/null && break
+        sleep 0.1
+    done
+    logger --socket-errors=on -u /dev/log -p authpriv.debug "pam_mapi test setup: syslog check" ||
+        { echo "setup: rsyslogd does not accept messages on /dev/log; see /var/log/syslog" >&2; exit 1; }
 fi
