@@ -20,8 +20,8 @@ if ! command -v cargo >/dev/null; then
 fi
 
 # The logging tests read authpriv lines from /var/log/auth.log. A /dev/log left
-# behind by a syslog daemon that has since ended refuses every message, so test
-# the socket with a message rather than its existence.
+# behind by a syslog daemon that has exited rejects every message, so send a
+# test message instead of checking that the socket file exists.
 if ! logger --socket-errors=on -u /dev/log -p authpriv.debug "pam_mapi test setup: syslog check" 2>/dev/null; then
     echo "setup: starting rsyslogd"
     rm -f /dev/log
@@ -31,5 +31,5 @@ if ! logger --socket-errors=on -u /dev/log -p authpriv.debug "pam_mapi test setu
         sleep 0.1
     done
     logger --socket-errors=on -u /dev/log -p authpriv.debug "pam_mapi test setup: syslog check" ||
-        { echo "setup: rsyslogd does not accept messages on /dev/log; see /var/log/syslog" >&2; exit 1; }
+        { echo "setup: rsyslogd started but /dev/log rejects messages; check /var/log/syslog and /etc/rsyslog.conf" >&2; exit 1; }
 fi
