@@ -9,7 +9,7 @@ use crate::backend::{self, Credentials};
 use crate::code::{decide, Outcome, PamCode};
 use crate::input::{self, for_log};
 use crate::options::Settings;
-use crate::throttle::{failed_logons, Recorded, Throttle};
+use crate::throttle::{failed_logons, Admission, Recorded, Throttle};
 
 /// syslog priorities, as Linux-PAM modules use them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,13 +139,16 @@ pub fn authenticate(pam: &mut dyn PamOps, args: &[String]) -> PamCode {
     let log = |level: LogLevel, message: &str| pam.log(level, &format!("{message}; {}", context(&user)));
     let creds = Credentials { user: &user, password: &password, service: &service, rhost: rhost.as_deref() };
     let throttle = Throttle::new(&settings, &user, rhost.as_deref());
-    let throttled = throttle.as_ref().and_then(|t| t.check(&|warning| log(LogLevel::Warning, warning)));
-    let outcome = match throttled {
-        Some(reason) => Outcome::InputRejected(reason),
-        None => {
+    let admission = match &throttle {
+        Some(throttle) => throttle.admit(&|warning| log(LogLevel::Warning, warning)),
+        None => Admission::Admitted { counted: None },
+    };
+    let outcome = match admission {
+        Admission::Rejected(reason) => Outcome::InputRejected(reason),
+        Admission::Admitted { counted } => {
             let outcome = backend::check(&settings, &creds, deadline, &log);
             if let Some(throttle) = &throttle {
-                record_for_throttle(throttle, &outcome, &log);
+                record_for_throttle(throttle, &outcome, counted, &log);
             }
             outcome
         }
@@ -178,10 +181,10 @@ pub fn authenticate(pam: &mut dyn PamOps, args: &[String]) -> PamCode {
     code
 }
 
-/// Counts a failed logon for throttling, or clears the count after a right
-/// password, and logs when a pair starts being throttled.
-fn record_for_throttle(throttle: &Throttle, outcome: &Outcome, log: &dyn Fn(LogLevel, &str)) {
-    match throttle.record(outcome) {
+/// Records the outcome of an admitted attempt in the throttle file, and logs when
+/// a pair starts being throttled.
+fn record_for_throttle(throttle: &Throttle, outcome: &Outcome, counted: Option<u32>, log: &dyn Fn(LogLevel, &str)) {
+    match throttle.record(outcome, counted) {
         Ok(Recorded::Failure { failures, started: true }) => log(
             LogLevel::Notice,
             &format!(
@@ -191,7 +194,7 @@ fn record_for_throttle(throttle: &Throttle, outcome: &Outcome, log: &dyn Fn(LogL
             ),
         ),
         Ok(_) => {}
-        Err(e) => log(LogLevel::Warning, &format!("{e}; the failure was not counted for throttling")),
+        Err(e) => log(LogLevel::Warning, &format!("{e}; the throttle file was not updated for this attempt")),
     }
 }
 

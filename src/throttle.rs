@@ -170,6 +170,19 @@ pub enum Recorded {
     Failure { failures: u32, started: bool },
     /// A right password cleared an earlier count.
     Cleared,
+    /// The server gave no verdict, so the count from [`Throttle::admit`] was taken back.
+    TakenBack,
+}
+
+/// Decision of [`Throttle::admit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Rejected without asking the server, with the reason for the log.
+    Rejected(String),
+    /// Allowed to ask the server. `counted` is the pair's failure count including
+    /// this attempt when it was counted in advance, and `None` when the file could
+    /// not be used.
+    Admitted { counted: Option<u32> },
 }
 
 /// Throttling for one attempt: the settings and the pair.
@@ -201,23 +214,52 @@ impl Throttle {
         })
     }
 
-    /// Returns the reason to reject this attempt without asking the server, or
-    /// `None` to go ahead. An unusable file is reported through `warn` and means no
-    /// throttling.
+    /// Decides whether this attempt may ask the server. An admitted attempt is
+    /// counted as a failure before it is sent, under the file's lock, so that
+    /// attempts running at the same time (one per saslauthd worker) see each other
+    /// and no more than `throttle_failures` of them reach the server. [`record`]
+    /// then keeps, clears or takes back that count. An unusable file is reported
+    /// through `warn` and means no throttling.
     ///
-    /// NOTE: checking and counting are separate steps, so attempts that run at
-    /// the same time (one per saslauthd worker) all pass the check before the
-    /// first of their failures is counted.
-    pub fn check(&self, warn: &dyn Fn(&str)) -> Option<String> {
-        let table = match Table::read(&self.path) {
+    /// NOTE: an attempt whose process dies before [`record`] stays counted as a
+    /// failure until the window passes.
+    ///
+    /// [`record`]: Throttle::record
+    pub fn admit(&self, warn: &dyn Fn(&str)) -> Admission {
+        if let Err(reason) = shared_file::directory(&self.path, "throttle file") {
+            warn(&format!("{reason}; throttling is off until it is fixed"));
+            return Admission::Admitted { counted: None };
+        }
+        let _lock = lock(&self.path);
+        let mut table = match Table::read(&self.path) {
             Ok(table) => table,
             Err(reason) => {
                 warn(&format!("{reason}; throttling is off until it is fixed"));
-                return None;
+                return Admission::Admitted { counted: None };
             }
         };
-        let entry = table.entries.get(&self.key)?;
         let now = now_ms();
+        if let Some(reason) = self.rejection(&table, now) {
+            return Admission::Rejected(reason);
+        }
+        table.prune(now, self.window);
+        let entry = table.entries.entry(self.key).or_insert(Entry { failures: 0, last_failure_ms: now });
+        entry.failures = entry.failures.saturating_add(1);
+        entry.last_failure_ms = now;
+        let failures = entry.failures;
+        match table.write(&self.path) {
+            Ok(()) => Admission::Admitted { counted: Some(failures) },
+            Err(reason) => {
+                warn(&format!("{reason}; throttling is off until it is fixed"));
+                Admission::Admitted { counted: None }
+            }
+        }
+    }
+
+    /// Returns the reason to reject the pair when it has `throttle_failures`
+    /// failures and the last one is within the window.
+    fn rejection(&self, table: &Table, now: u64) -> Option<String> {
+        let entry = table.entries.get(&self.key)?;
         let window_ms = self.window.as_millis() as u64;
         // A last failure in the future (the clock went back) counts as now.
         let age = now.saturating_sub(entry.last_failure_ms);
@@ -233,14 +275,21 @@ impl Throttle {
         ))
     }
 
-    /// Counts a failed logon or clears the count after a right password; other
-    /// outcomes (server unavailable, input rejected) change nothing.
-    pub fn record(&self, outcome: &Outcome) -> Result<Recorded, String> {
+    /// Records the outcome of an admitted attempt. `counted` is what [`admit`]
+    /// returned. A failed logon is counted (or keeps its count from `admit`), a
+    /// right password clears the pair, and any other outcome (server unavailable,
+    /// input rejected) takes back the count from `admit`.
+    ///
+    /// [`admit`]: Throttle::admit
+    pub fn record(&self, outcome: &Outcome, counted: Option<u32>) -> Result<Recorded, String> {
         let failed = match outcome {
             Outcome::LogonFailed(_) => true,
             Outcome::Confirmed | Outcome::FeatureDenied(_) => false,
             Outcome::InputRejected(_) | Outcome::Unavailable(_) | Outcome::ServiceError(_) => {
-                return Ok(Recorded::Nothing)
+                if counted.is_none() {
+                    return Ok(Recorded::Nothing);
+                }
+                return self.take_back();
             }
         };
         shared_file::directory(&self.path, "throttle file")?;
@@ -258,12 +307,31 @@ impl Throttle {
             return Ok(Recorded::Cleared);
         }
         let entry = table.entries.entry(self.key).or_insert(Entry { failures: 0, last_failure_ms: now });
-        entry.failures = entry.failures.saturating_add(1);
+        // An attempt counted by `admit` is counted again only when a right password
+        // or the window cleared the pair in the meantime.
+        if counted.is_none() || entry.failures == 0 {
+            entry.failures = entry.failures.saturating_add(1);
+        }
         entry.last_failure_ms = now;
-        let failures = entry.failures;
-        table.prune(now, self.window);
+        let failures = counted.unwrap_or(entry.failures);
         table.write(&self.path)?;
         Ok(Recorded::Failure { failures, started: failures == self.max_failures })
+    }
+
+    /// Takes back the failure that [`admit`] counted in advance, for an attempt
+    /// whose server gave no verdict.
+    ///
+    /// [`admit`]: Throttle::admit
+    fn take_back(&self) -> Result<Recorded, String> {
+        let _lock = lock(&self.path);
+        let mut table = Table::read(&self.path).unwrap_or_default();
+        let Some(entry) = table.entries.get_mut(&self.key) else { return Ok(Recorded::Nothing) };
+        entry.failures = entry.failures.saturating_sub(1);
+        if entry.failures == 0 {
+            table.entries.remove(&self.key);
+        }
+        table.write(&self.path)?;
+        Ok(Recorded::TakenBack)
     }
 
     /// Returns the window, for log lines.
@@ -297,6 +365,24 @@ mod tests {
         Outcome::LogonFailed("logon failed".into())
     }
 
+    /// Admits one attempt and returns its count from `admit`.
+    fn admitted(t: &Throttle) -> Option<u32> {
+        match t.admit(&no_warning) {
+            Admission::Admitted { counted } => counted,
+            Admission::Rejected(reason) => panic!("rejected: {reason}"),
+        }
+    }
+
+    /// Runs one attempt that ends with `outcome`.
+    fn attempt(t: &Throttle, outcome: &Outcome) -> Recorded {
+        let counted = admitted(t);
+        t.record(outcome, counted).unwrap()
+    }
+
+    fn is_rejected(t: &Throttle) -> bool {
+        matches!(t.admit(&no_warning), Admission::Rejected(_))
+    }
+
     #[test]
     fn pair_key_is_stable() {
         // The empty pair hashes the single byte 0, whose FNV-1a 64 value is a
@@ -320,35 +406,68 @@ mod tests {
     fn rejects_after_limit() {
         let path = scratch("limit");
         let t = throttle(&path, "2", Some("192.0.2.1"));
-        assert_eq!(t.record(&failed()), Ok(Recorded::Failure { failures: 1, started: false }));
-        assert!(t.check(&no_warning).is_none());
-        assert_eq!(t.record(&failed()), Ok(Recorded::Failure { failures: 2, started: true }));
-        let reason = t.check(&no_warning).unwrap();
+        assert_eq!(attempt(&t, &failed()), Recorded::Failure { failures: 1, started: false });
+        assert_eq!(attempt(&t, &failed()), Recorded::Failure { failures: 2, started: true });
+        let Admission::Rejected(reason) = t.admit(&no_warning) else { panic!("admitted after the limit") };
         assert!(reason.starts_with("throttled: 2 failed logons"), "{reason}");
+    }
+
+    #[test]
+    fn concurrent_attempts_count_in_advance() {
+        let path = scratch("concurrent");
+        let t = throttle(&path, "2", Some("192.0.2.1"));
+        let first = admitted(&t);
+        let second = admitted(&t);
+        assert_eq!((first, second), (Some(1), Some(2)));
+        assert!(is_rejected(&t), "a third attempt was admitted while two were open");
+        assert_eq!(t.record(&failed(), first), Ok(Recorded::Failure { failures: 1, started: false }));
+        assert_eq!(t.record(&failed(), second), Ok(Recorded::Failure { failures: 2, started: true }));
+        assert!(is_rejected(&t));
     }
 
     #[test]
     fn success_clears_count() {
         let path = scratch("clear");
         let t = throttle(&path, "2", None);
-        t.record(&failed()).unwrap();
-        assert_eq!(t.record(&Outcome::Confirmed), Ok(Recorded::Cleared));
-        t.record(&failed()).unwrap();
-        assert!(t.check(&no_warning).is_none());
+        attempt(&t, &failed());
+        assert_eq!(attempt(&t, &Outcome::Confirmed), Recorded::Cleared);
+        attempt(&t, &failed());
+        assert!(!is_rejected(&t));
     }
 
     #[test]
-    fn unavailable_is_not_counted() {
+    fn unavailable_takes_count_back() {
         let path = scratch("unavailable");
         let t = throttle(&path, "1", None);
-        assert_eq!(t.record(&Outcome::Unavailable("timed out".into())), Ok(Recorded::Nothing));
-        assert!(t.check(&no_warning).is_none());
+        assert_eq!(attempt(&t, &Outcome::Unavailable("timed out".into())), Recorded::TakenBack);
+        assert!(!is_rejected(&t));
+    }
+
+    #[test]
+    fn unavailable_keeps_earlier_failures() {
+        let path = scratch("unavailable-kept");
+        let t = throttle(&path, "2", None);
+        attempt(&t, &failed());
+        attempt(&t, &Outcome::Unavailable("timed out".into()));
+        assert_eq!(attempt(&t, &failed()), Recorded::Failure { failures: 2, started: true });
+        assert!(is_rejected(&t));
+    }
+
+    #[test]
+    fn failure_after_clear_is_counted() {
+        let path = scratch("cleared-meanwhile");
+        let t = throttle(&path, "3", None);
+        let counted = admitted(&t);
+        attempt(&t, &Outcome::Confirmed);
+        assert_eq!(t.record(&failed(), counted), Ok(Recorded::Failure { failures: 1, started: false }));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(" 1 "), "{text}");
     }
 
     #[test]
     fn file_holds_no_user_name() {
         let path = scratch("clear-text");
-        throttle(&path, "3", Some("192.0.2.1")).record(&failed()).unwrap();
+        attempt(&throttle(&path, "3", Some("192.0.2.1")), &failed());
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("alice"), "{text}");
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
@@ -382,10 +501,10 @@ mod tests {
     fn world_writable_file_is_ignored() {
         let path = scratch("writable");
         let t = throttle(&path, "1", None);
-        t.record(&failed()).unwrap();
+        attempt(&t, &failed());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
         let warned = std::cell::Cell::new(false);
-        assert!(t.check(&|_| warned.set(true)).is_none());
+        assert_eq!(t.admit(&|_| warned.set(true)), Admission::Admitted { counted: None });
         assert!(warned.get());
     }
 }

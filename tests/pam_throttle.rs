@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
-use kopano_standin::{Config, Server};
+use kopano_standin::{Config, Fault, Server};
 
 const PASSWORD: &str = "right-pw";
 
@@ -175,4 +175,39 @@ fn throttled_attempt_is_logged() {
     assert_eq!(started, 1, "no line when throttling starts");
     let throttled = log_lines_with(&rhost, 3).into_iter().filter(|l| l.contains("reason=\"throttled:")).count();
     assert_eq!(throttled, 1, "no line for the throttled attempt");
+}
+
+#[test]
+fn concurrent_attempts_respect_limit() {
+    let server = server();
+    server.set_fault(Fault::DelayMs(300));
+    let file = throttle_file();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let service = service(&server, &file, 3, 300);
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                attempt(&service, "alice", "wrong", Some("192.0.2.1"))
+            })
+        })
+        .collect();
+    for handle in handles {
+        assert_eq!(name(handle.join().unwrap()), name(PAM_AUTH_ERR));
+    }
+    assert_eq!(server.logons().len(), 3, "more attempts than throttle_failures reached the server at once");
+}
+
+#[test]
+fn unavailable_server_is_not_counted() {
+    let server = server();
+    let file = throttle_file();
+    let service = service(&server, &file, 2, 300);
+    server.set_fault(Fault::Status500);
+    for _ in 0..3 {
+        assert_eq!(name(attempt(&service, "alice", "wrong", Some("192.0.2.1"))), name(PAM_AUTHINFO_UNAVAIL));
+    }
+    server.set_fault(Fault::None);
+    assert_eq!(name(attempt(&service, "alice", PASSWORD, Some("192.0.2.1"))), name(PAM_SUCCESS));
 }
