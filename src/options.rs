@@ -182,20 +182,17 @@ impl Settings {
             Some(path) => PathBuf::from(path),
             None => PathBuf::from(DEFAULT_CONFIG),
         };
-        match read_config_file(&path, named.is_some())? {
-            Some(entries) => {
-                let origin = path.display().to_string();
-                for (key, value) in entries {
-                    if key == "config" {
-                        return Err(SettingsError(format!(
-                            "{origin}: key \"config\" is only valid as a module argument; remove it from the file"
-                        )));
-                    }
-                    settings.apply_file_value(&key, &value, &origin)?;
+        if let Some(entries) = read_config_file(&path, named.is_some())? {
+            let origin = path.display().to_string();
+            for (key, value) in entries {
+                if key == "config" {
+                    return Err(SettingsError(format!(
+                        "{origin}: key \"config\" is only valid as a module argument; remove it from the file"
+                    )));
                 }
-                settings.config = Some(path);
+                settings.apply_file_value(&key, &value, &origin)?;
             }
-            None => {}
+            settings.config = Some(path);
         }
 
         let file_servers = settings.servers.len();

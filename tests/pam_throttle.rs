@@ -5,7 +5,7 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
@@ -23,7 +23,7 @@ fn throttle_file() -> PathBuf {
 }
 
 /// Writes a service with throttling after `failures` failed logons within `window` seconds.
-fn service(server: &Server, file: &PathBuf, failures: u32, window: u32) -> Service {
+fn service(server: &Server, file: &Path, failures: u32, window: u32) -> Service {
     Service::simple(&format!(
         "socket={} throttle_failures={failures} throttle_window={window} throttle_file={}",
         server.url(),
