@@ -7,9 +7,9 @@ use zeroize::Zeroizing;
 
 use crate::backend::{self, Credentials};
 use crate::code::{decide, Outcome, PamCode};
-use crate::input::{self, for_log};
+use crate::input::{self, for_log, redact};
 use crate::options::Settings;
-use crate::throttle::{failed_logons, Admission, Recorded, Throttle};
+use crate::throttle::{failed_logons, Recorded, Throttle};
 
 /// syslog priorities, as Linux-PAM modules use them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,23 +136,21 @@ pub fn authenticate(pam: &mut dyn PamOps, args: &[String]) -> PamCode {
 
     let deadline = Instant::now() + settings.timeout;
     let started = Instant::now();
-    let log = |level: LogLevel, message: &str| pam.log(level, &format!("{message}; {}", context(&user)));
+    let log = |level: LogLevel, message: &str| pam.log(level, &format!("{}; {}", redact(message, &password), context(&user)));
     let creds = Credentials { user: &user, password: &password, service: &service, rhost: rhost.as_deref() };
     let throttle = Throttle::new(&settings, &user, rhost.as_deref());
-    let admission = match &throttle {
-        Some(throttle) => throttle.admit(&|warning| log(LogLevel::Warning, warning)),
-        None => Admission::Admitted { counted: None },
-    };
-    let outcome = match admission {
-        Admission::Rejected(reason) => Outcome::InputRejected(reason),
-        Admission::Admitted { counted } => {
+    let throttled = throttle.as_ref().and_then(|t| t.check(&|warning| log(LogLevel::Warning, warning)));
+    let outcome = match throttled {
+        Some(reason) => Outcome::InputRejected(reason),
+        None => {
             let outcome = backend::check(&settings, &creds, deadline, &log);
             if let Some(throttle) = &throttle {
-                record_for_throttle(throttle, &outcome, counted, &log);
+                record_for_throttle(throttle, &outcome, &log);
             }
             outcome
         }
     };
+    let outcome = outcome.map_reason(|reason| redact(reason, &password));
     drop(password);
     let code = decide(&outcome, &settings);
 
@@ -181,10 +179,10 @@ pub fn authenticate(pam: &mut dyn PamOps, args: &[String]) -> PamCode {
     code
 }
 
-/// Records the outcome of an admitted attempt in the throttle file, and logs when
-/// a pair starts being throttled.
-fn record_for_throttle(throttle: &Throttle, outcome: &Outcome, counted: Option<u32>, log: &dyn Fn(LogLevel, &str)) {
-    match throttle.record(outcome, counted) {
+/// Counts a failed logon for throttling, or clears the count after a right
+/// password, and logs when a pair starts being throttled.
+fn record_for_throttle(throttle: &Throttle, outcome: &Outcome, log: &dyn Fn(LogLevel, &str)) {
+    match throttle.record(outcome, &|warning| log(LogLevel::Warning, warning)) {
         Ok(Recorded::Failure { failures, started: true }) => log(
             LogLevel::Notice,
             &format!(

@@ -32,9 +32,7 @@ pub fn check(settings: &Settings, creds: &Credentials, deadline: Instant, log: L
     let mut down = match DownList::read(&settings.state_file) {
         Ok(down) => down,
         Err(reason) => {
-            if settings.debug {
-                log(LogLevel::Debug, &reason);
-            }
+            log(LogLevel::Warning, &format!("{reason}; trying the servers in their configured order"));
             DownList::default()
         }
     };
@@ -71,9 +69,7 @@ pub fn check(settings: &Settings, creds: &Credentials, deadline: Instant, log: L
     }
     if changed {
         if let Err(reason) = down.write(&settings.state_file) {
-            if settings.debug {
-                log(LogLevel::Debug, &reason);
-            }
+            log(LogLevel::Warning, &format!("{reason}; other workers will not know which servers were found down"));
         }
     }
     answer.unwrap_or_else(|| Outcome::Unavailable(failures.join("; ")))

@@ -54,6 +54,9 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_THROTTLE_WINDOW: Duration = Duration::from_secs(300);
 /// The longest `throttle_window=` accepted: one day.
 pub const MAX_THROTTLE_WINDOW: Duration = Duration::from_secs(86_400);
+/// Shortest `timeout=` with `protocol=mapihttp`: Gromox delays every failed logon by
+/// 1 s, and the reply to a wrong password must arrive within the deadline.
+pub const MIN_MAPIHTTP_TIMEOUT: Duration = Duration::from_secs(2);
 /// The largest `throttle_failures=` accepted.
 pub const MAX_THROTTLE_FAILURES: u32 = 1000;
 
@@ -315,6 +318,19 @@ impl Settings {
         }
         if self.connect_timeout > self.timeout {
             self.connect_timeout = self.timeout;
+        }
+        if self.protocol == Protocol::MapiHttp && self.timeout < MIN_MAPIHTTP_TIMEOUT {
+            return Err(SettingsError(format!(
+                "timeout={} is too short for protocol=mapihttp: Gromox replies to a wrong password only after 1 s, so it would end as a time-out, uncounted by throttling; use timeout={} or more",
+                self.timeout.as_secs_f64(),
+                MIN_MAPIHTTP_TIMEOUT.as_secs()
+            )));
+        }
+        if self.state_file == self.throttle_file {
+            return Err(SettingsError(format!(
+                "state_file and throttle_file are both {}; give each a file of its own",
+                self.state_file.display()
+            )));
         }
         if self.protocol == Protocol::MapiHttp && !self.service.is_empty() {
             return Err(SettingsError(
@@ -583,6 +599,20 @@ mod tests {
     #[test]
     fn service_unknown_feature_is_rejected() {
         assert!(parse(&["service=smtp"]).is_err());
+    }
+
+    #[test]
+    fn short_timeout_with_mapihttp_is_rejected() {
+        let error = parse(&["protocol=mapihttp", "socket=https://mail.example.test/", "timeout=0.9"]).unwrap_err();
+        assert!(error.0.contains("timeout=0.9 is too short"), "{error}");
+        assert!(parse(&["protocol=mapihttp", "socket=https://mail.example.test/", "timeout=2"]).is_ok());
+        assert!(parse(&["timeout=0.9"]).is_ok());
+    }
+
+    #[test]
+    fn same_state_and_throttle_file_is_rejected() {
+        let error = parse(&["state_file=/run/pam_mapi/x", "throttle_file=/run/pam_mapi/x"]).unwrap_err();
+        assert!(error.0.contains("give each a file of its own"), "{error}");
     }
 
     #[test]

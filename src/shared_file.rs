@@ -2,39 +2,118 @@
 //! found down and the throttle file. Both are trusted only when they are regular
 //! files owned by root (or by this process's user) and writable by no one else,
 //! and both are replaced atomically, so readers never see half a file.
+//!
+//! Each file starts with a header line of its own. A file at the configured path
+//! that is not empty and lacks the header is never replaced, and neither is a
+//! device, FIFO, socket or directory, so that a `state_file=/dev/null` or a path
+//! mistyped to `/etc/shadow` cannot destroy that file.
 
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Reads the file named `what` in messages. Returns `None` when it does not
-/// exist, and `Err` with the reason when it exists but must not be trusted.
-pub fn read(path: &Path, what: &str, max_bytes: u64) -> Result<Option<Vec<u8>>, String> {
-    let shown = path.display();
-    let metadata = match std::fs::symlink_metadata(path) {
-        Ok(metadata) => metadata,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {what} {shown}: {e}")),
-    };
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    if !metadata.is_file() || (metadata.uid() != 0 && metadata.uid() != euid) || metadata.mode() & 0o022 != 0 {
-        return Err(format!(
-            "ignoring {what} {shown}: it must be a regular file owned by root and writable only by its owner; remove it, and pam_mapi writes a new one"
-        ));
+/// A shared file: its path, the name used in messages (`state file`), and the
+/// header line its contents start with.
+pub struct SharedFile<'a> {
+    pub path: &'a Path,
+    pub what: &'static str,
+    pub header: &'static str,
+}
+
+impl SharedFile<'_> {
+    /// Returns the option that names this file (`state_file`), for messages.
+    fn option(&self) -> String {
+        self.what.replace(' ', "_")
     }
-    if metadata.len() > max_bytes {
-        return Err(format!("ignoring {what} {shown}: larger than {max_bytes} bytes; remove it"));
+
+    /// Reads the file. Returns `None` when it does not exist, and `Err` with the
+    /// reason when it exists but must not be trusted.
+    pub fn read(&self, max_bytes: u64) -> Result<Option<Vec<u8>>, String> {
+        let (what, shown) = (self.what, self.path.display());
+        let metadata = match std::fs::symlink_metadata(self.path) {
+            Ok(metadata) => metadata,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot read {what} {shown}: {e}")),
+        };
+        if !metadata.is_file() {
+            return Err(format!("ignoring {what} {shown}: not a regular file; set {}= to a path of its own", self.option()));
+        }
+        // SAFETY: geteuid has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        if (metadata.uid() != 0 && metadata.uid() != euid) || metadata.mode() & 0o022 != 0 {
+            return Err(format!(
+                "ignoring {what} {shown}: it must be owned by root and writable only by its owner; remove it, and pam_mapi writes a new one"
+            ));
+        }
+        if metadata.len() > max_bytes {
+            return Err(format!("ignoring {what} {shown}: larger than {max_bytes} bytes; remove it"));
+        }
+        let bytes = std::fs::read(self.path).map_err(|e| format!("cannot read {what} {shown}: {e}"))?;
+        if !bytes.is_empty() && !bytes.starts_with(self.header.as_bytes()) {
+            return Err(self.foreign());
+        }
+        Ok(Some(bytes))
     }
-    std::fs::read(path).map(Some).map_err(|e| format!("cannot read {what} {shown}: {e}"))
+
+    /// Writes the header and `lines` (see [`write`]), unless the path contains
+    /// something that is not this file (see the module documentation).
+    pub fn write(&self, lines: &str) -> Result<(), String> {
+        self.replaceable()?;
+        let contents = format!("{}\n{lines}", self.header);
+        write(self.path, self.what, contents.as_bytes())
+    }
+
+    /// Returns `Err` when the path contains something that [`write`] must not replace:
+    /// a device, FIFO, socket or directory, or a file without the header.
+    ///
+    /// [`write`]: SharedFile::write
+    pub fn replaceable(&self) -> Result<(), String> {
+        match std::fs::symlink_metadata(self.path) {
+            Ok(metadata) if metadata.is_symlink() => Ok(()),
+            Ok(metadata) if !metadata.is_file() => Err(format!(
+                "not replacing {} {}: not a regular file; set {}= to a path of its own",
+                self.what,
+                self.path.display(),
+                self.option()
+            )),
+            Ok(metadata) if metadata.len() > 0 && !self.starts_with_header()? => Err(self.foreign()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Tells whether the existing file starts with the header.
+    fn starts_with_header(&self) -> Result<bool, String> {
+        use std::io::Read;
+
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(self.path)
+            .map_err(|e| format!("cannot read {} {}: {e}", self.what, self.path.display()))?;
+        let mut start = Vec::new();
+        file.take(self.header.len() as u64)
+            .read_to_end(&mut start)
+            .map_err(|e| format!("cannot read {} {}: {e}", self.what, self.path.display()))?;
+        Ok(start == self.header.as_bytes())
+    }
+
+    fn foreign(&self) -> String {
+        format!(
+            "not using {} {}: it does not start with \"{}\", so it is not pam_mapi's; set {}= to a path of its own, or remove the file if it is a damaged copy",
+            self.what,
+            self.path.display(),
+            self.header,
+            self.option()
+        )
+    }
 }
 
 /// Writes `contents` to a temporary file in the same directory, then renames it
-/// over `path`. The directory is created with mode 0700 if it is missing. The
+/// over `path`, whatever is there. The directory is created with mode 0700 if it is missing. The
 /// temporary file is created exclusively and never through a symlink, so that a
 /// file planted under its name cannot make root write elsewhere.
-pub fn write(path: &Path, what: &str, contents: &[u8]) -> Result<(), String> {
+fn write(path: &Path, what: &str, contents: &[u8]) -> Result<(), String> {
     let temporary = temporary_path(path, what)?;
     let result = (|| {
         let mut file = std::fs::OpenOptions::new()

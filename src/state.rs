@@ -11,10 +11,17 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::server::ServerUrl;
-use crate::shared_file;
+use crate::shared_file::SharedFile;
 
 /// Largest state file read; more than enough for a few hundred servers.
 const MAX_STATE_BYTES: u64 = 16 * 1024;
+
+/// The state file's first line.
+pub const HEADER: &str = "# pam_mapi state file: servers found down (UNTIL URL); safe to delete";
+
+fn file(path: &Path) -> SharedFile<'_> {
+    SharedFile { path, what: "state file", header: HEADER }
+}
 
 /// Servers marked down, with the Unix time (seconds) until which the mark holds.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -28,10 +35,11 @@ fn now_secs() -> u64 {
 
 impl DownList {
     /// Reads the file. A missing file reads as empty. An unreadable, oversized or
-    /// foreign file (not owned by root or this process's user, or writable by
-    /// others) returns `Err` with the reason, and malformed lines are skipped.
+    /// foreign file (not owned by root or this process's user, writable by others,
+    /// or without the header) returns `Err` with the reason, and malformed lines
+    /// are skipped.
     pub fn read(path: &Path) -> Result<DownList, String> {
-        match shared_file::read(path, "state file", MAX_STATE_BYTES)? {
+        match file(path).read(MAX_STATE_BYTES)? {
             Some(bytes) => Ok(DownList::parse(&String::from_utf8_lossy(&bytes))),
             None => Ok(DownList::default()),
         }
@@ -52,7 +60,13 @@ impl DownList {
 
     /// Tells whether `server` is marked down now.
     pub fn is_down(&self, server: &ServerUrl) -> bool {
-        self.entries.get(&server.to_string()).is_some_and(|until| *until > now_secs())
+        self.seconds_left(server).is_some()
+    }
+
+    /// Returns how many seconds `server` stays marked down, or `None` when it is not.
+    pub fn seconds_left(&self, server: &ServerUrl) -> Option<u64> {
+        let now = now_secs();
+        self.entries.get(&server.to_string()).filter(|until| **until > now).map(|until| until - now)
     }
 
     /// Marks `server` down for `ttl`.
@@ -76,7 +90,7 @@ impl DownList {
                 text.push_str(&format!("{until} {url}\n"));
             }
         }
-        shared_file::write(path, "state file", text.as_bytes())
+        file(path).write(&text)
     }
 }
 
@@ -171,6 +185,25 @@ mod tests {
         down.mark_down(&url("http://127.0.0.1:1/"), Duration::from_secs(30));
         let _ = down.write(&path);
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+    }
+
+    #[test]
+    fn file_without_header_is_never_replaced() {
+        let path = scratch("foreign-content");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "keep me\n").unwrap();
+        assert!(DownList::read(&path).unwrap_err().contains("is not pam_mapi's"));
+        let mut down = DownList::default();
+        down.mark_down(&url("http://127.0.0.1:1/"), Duration::from_secs(30));
+        assert!(down.write(&path).unwrap_err().contains("set state_file= to a path of its own"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me\n");
+    }
+
+    #[test]
+    fn written_file_starts_with_header() {
+        let path = scratch("header");
+        DownList::default().write(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{HEADER}\n"));
     }
 
     #[test]

@@ -27,8 +27,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::code::Outcome;
-use crate::shared_file;
+use crate::shared_file::{self, SharedFile};
 use crate::options::Settings;
+
+/// The throttle file's first line.
+pub const HEADER: &str = "# pam_mapi throttle file: failed logons (PAIR-HASH FAILURES LAST-FAILURE-MS); safe to delete";
+
+fn file(path: &Path) -> SharedFile<'_> {
+    SharedFile { path, what: "throttle file", header: HEADER }
+}
 
 /// Largest throttle file read: about 10,000 entries of up to 48 bytes.
 const MAX_FILE_BYTES: u64 = 480 * 1024;
@@ -36,7 +43,8 @@ const MAX_FILE_BYTES: u64 = 480 * 1024;
 /// last failure is oldest are dropped first.
 const MAX_ENTRIES: usize = 10_000;
 /// Maximum wait for the lock of another worker process. After it the update goes
-/// ahead unlocked, so a concurrent update may lose one failure.
+/// ahead unlocked (and logs a warning), so a concurrent update may lose one
+/// failure.
 const LOCK_WAIT: Duration = Duration::from_millis(200);
 
 /// The failure count of one pair.
@@ -57,13 +65,15 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// Hashes the lower-cased user name and the source with 64-bit FNV-1a, which is
-/// stable across processes and versions. Lower-casing makes `Alice` and `alice`
-/// one pair, because Kopano and Gromox compare user names without case.
+/// Hashes the user name and the source with 64-bit FNV-1a, which is stable across
+/// processes and versions. The name is lower-cased and stripped of surrounding
+/// white space, so that `Alice` and ` alice ` share the count of `alice`: Kopano
+/// and Gromox compare names without case, and a user database may ignore the
+/// spaces.
 pub fn pair_key(user: &str, source: &str) -> u64 {
     const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
     const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-    let user = user.to_lowercase();
+    let user = user.trim().to_lowercase();
     let mut hash = FNV_OFFSET_BASIS;
     for byte in user.as_bytes().iter().chain(&[0u8]).chain(source.as_bytes()) {
         hash ^= u64::from(*byte);
@@ -72,11 +82,22 @@ pub fn pair_key(user: &str, source: &str) -> u64 {
     hash
 }
 
+/// Returns how long ago the entry's last failure was. A last failure up to one
+/// window in the future (the clock was set back a little) counts as now. One
+/// further ahead gives `None`, so the entry is dropped: otherwise a clock set back
+/// by a day would keep the pair throttled for that day.
+fn age_ms(entry: &Entry, now: u64, window_ms: u64) -> Option<u64> {
+    if entry.last_failure_ms > now.saturating_add(window_ms) {
+        return None;
+    }
+    Some(now.saturating_sub(entry.last_failure_ms))
+}
+
 impl Table {
     /// Reads the file; see the module documentation for what reads as empty.
     /// `Err` carries the reason for a log line.
     fn read(path: &Path) -> Result<Table, String> {
-        match shared_file::read(path, "throttle file", MAX_FILE_BYTES)? {
+        match file(path).read(MAX_FILE_BYTES)? {
             Some(bytes) => Ok(Table::parse(&String::from_utf8_lossy(&bytes))),
             None => Ok(Table::default()),
         }
@@ -99,11 +120,11 @@ impl Table {
         Table { entries }
     }
 
-    /// Drops the entries whose last failure is `window` or longer ago, then the
-    /// oldest ones beyond `MAX_ENTRIES`.
+    /// Drops the entries whose last failure is `window` or longer ago (see
+    /// [`age_ms`]), then the oldest ones beyond `MAX_ENTRIES`.
     fn prune(&mut self, now: u64, window: Duration) {
         let window_ms = window.as_millis() as u64;
-        self.entries.retain(|_, e| now.saturating_sub(e.last_failure_ms) < window_ms);
+        self.entries.retain(|_, e| age_ms(e, now, window_ms).is_some_and(|age| age < window_ms));
         if self.entries.len() > MAX_ENTRIES {
             let mut ages: Vec<u64> = self.entries.values().map(|e| e.last_failure_ms).collect();
             ages.sort_unstable();
@@ -120,33 +141,40 @@ impl Table {
         for (key, entry) in &self.entries {
             text.push_str(&format!("{key:016x} {} {}\n", entry.failures, entry.last_failure_ms));
         }
-        shared_file::write(path, "throttle file", text.as_bytes())
+        file(path).write(&text)
     }
 }
 
 /// Takes an exclusive `flock` on `PATH.lock`, waiting up to `LOCK_WAIT`. Returns
-/// `None` when the lock cannot be had; the caller then goes on without it. The lock
-/// is released when the returned file is dropped.
-fn lock(path: &Path) -> Option<File> {
+/// the reason when the lock cannot be had. The lock is released when the returned
+/// file is dropped.
+fn lock(path: &Path) -> Result<File, String> {
     let mut name = path.as_os_str().to_owned();
     name.push(".lock");
+    let name = PathBuf::from(name);
+    let shown = name.display();
+    // O_NONBLOCK keeps a FIFO planted under the name from blocking the open.
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(PathBuf::from(name))
-        .ok()?;
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&name)
+        .map_err(|e| format!("cannot open lock file {shown}: {e}; remove it if it is a symbolic link"))?;
+    let metadata = file.metadata().map_err(|e| format!("cannot read lock file {shown}: {e}"))?;
+    if !metadata.is_file() {
+        return Err(format!("lock file {shown} is not a regular file; remove it"));
+    }
     let started = Instant::now();
     loop {
         // SAFETY: the descriptor is open for as long as `file` lives.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Some(file);
+            return Ok(file);
         }
         if started.elapsed() >= LOCK_WAIT {
-            return None;
+            return Err(format!("lock file {shown} is still locked by another process after {} ms", LOCK_WAIT.as_millis()));
         }
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -170,19 +198,6 @@ pub enum Recorded {
     Failure { failures: u32, started: bool },
     /// A right password cleared an earlier count.
     Cleared,
-    /// The server gave no verdict, so the count from [`Throttle::admit`] was taken back.
-    TakenBack,
-}
-
-/// Decision of [`Throttle::admit`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Admission {
-    /// Rejected without asking the server, with the reason for the log.
-    Rejected(String),
-    /// Allowed to ask the server. `counted` is the pair's failure count including
-    /// this attempt when it was counted in advance, and `None` when the file could
-    /// not be used.
-    Admitted { counted: Option<u32> },
 }
 
 /// Throttling for one attempt: the settings and the pair.
@@ -214,55 +229,25 @@ impl Throttle {
         })
     }
 
-    /// Decides whether this attempt may ask the server. An admitted attempt is
-    /// counted as a failure before it is sent, under the file's lock, so that
-    /// attempts running at the same time (one per saslauthd worker) see each other
-    /// and no more than `throttle_failures` of them reach the server. [`record`]
-    /// then keeps, clears or takes back that count. An unusable file is reported
-    /// through `warn` and means no throttling.
+    /// Returns the reason to reject this attempt without asking the server, or
+    /// `None` to go ahead. An unusable file is reported through `warn` and means no
+    /// throttling.
     ///
-    /// NOTE: an attempt whose process dies before [`record`] stays counted as a
-    /// failure until the window passes.
-    ///
-    /// [`record`]: Throttle::record
-    pub fn admit(&self, warn: &dyn Fn(&str)) -> Admission {
-        if let Err(reason) = shared_file::directory(&self.path, "throttle file") {
-            warn(&format!("{reason}; throttling is off until it is fixed"));
-            return Admission::Admitted { counted: None };
-        }
-        let _lock = lock(&self.path);
-        let mut table = match Table::read(&self.path) {
+    /// NOTE: checking and counting are separate steps, so attempts that run at
+    /// the same time (one per saslauthd worker) can exceed `throttle_failures` by up
+    /// to the number of them minus one. Counting in advance would close this gap,
+    /// but would reject right passwords sent at the same time by one user.
+    pub fn check(&self, warn: &dyn Fn(&str)) -> Option<String> {
+        let table = match Table::read(&self.path) {
             Ok(table) => table,
             Err(reason) => {
                 warn(&format!("{reason}; throttling is off until it is fixed"));
-                return Admission::Admitted { counted: None };
+                return None;
             }
         };
-        let now = now_ms();
-        if let Some(reason) = self.rejection(&table, now) {
-            return Admission::Rejected(reason);
-        }
-        table.prune(now, self.window);
-        let entry = table.entries.entry(self.key).or_insert(Entry { failures: 0, last_failure_ms: now });
-        entry.failures = entry.failures.saturating_add(1);
-        entry.last_failure_ms = now;
-        let failures = entry.failures;
-        match table.write(&self.path) {
-            Ok(()) => Admission::Admitted { counted: Some(failures) },
-            Err(reason) => {
-                warn(&format!("{reason}; throttling is off until it is fixed"));
-                Admission::Admitted { counted: None }
-            }
-        }
-    }
-
-    /// Returns the reason to reject the pair when it has `throttle_failures`
-    /// failures and the last one is within the window.
-    fn rejection(&self, table: &Table, now: u64) -> Option<String> {
         let entry = table.entries.get(&self.key)?;
         let window_ms = self.window.as_millis() as u64;
-        // A last failure in the future (the clock went back) counts as now.
-        let age = now.saturating_sub(entry.last_failure_ms);
+        let age = age_ms(entry, now_ms(), window_ms)?;
         if entry.failures < self.max_failures || age >= window_ms {
             return None;
         }
@@ -275,27 +260,27 @@ impl Throttle {
         ))
     }
 
-    /// Records the outcome of an admitted attempt. `counted` is what [`admit`]
-    /// returned. A failed logon is counted (or keeps its count from `admit`), a
-    /// right password clears the pair, and any other outcome (server unavailable,
-    /// input rejected) takes back the count from `admit`.
-    ///
-    /// [`admit`]: Throttle::admit
-    pub fn record(&self, outcome: &Outcome, counted: Option<u32>) -> Result<Recorded, String> {
+    /// Counts a failed logon or clears the count after a right password; other
+    /// outcomes (server unavailable, input rejected) change nothing. A lock that
+    /// cannot be had is reported through `warn`, and the update goes ahead.
+    pub fn record(&self, outcome: &Outcome, warn: &dyn Fn(&str)) -> Result<Recorded, String> {
         let failed = match outcome {
             Outcome::LogonFailed(_) => true,
             Outcome::Confirmed | Outcome::FeatureDenied(_) => false,
             Outcome::InputRejected(_) | Outcome::Unavailable(_) | Outcome::ServiceError(_) => {
-                if counted.is_none() {
-                    return Ok(Recorded::Nothing);
-                }
-                return self.take_back();
+                return Ok(Recorded::Nothing)
             }
         };
         shared_file::directory(&self.path, "throttle file")?;
-        let _lock = lock(&self.path);
-        // An unusable file is replaced: the rename below puts a root-owned one in
-        // its place.
+        // Checked before the lock file is made next to it, so that a throttle_file=
+        // in /dev leaves no lock file there either.
+        file(&self.path).replaceable()?;
+        let lock = lock(&self.path);
+        if let Err(reason) = &lock {
+            warn(&format!("{reason}; updating the throttle file without the lock, so a failure counted at the same time by another worker may be lost"));
+        }
+        // An unusable copy of this file (wrong owner or mode) is replaced by a
+        // root-owned one, while the write leaves anything else at the path alone.
         let mut table = Table::read(&self.path).unwrap_or_default();
         let now = now_ms();
         table.prune(now, self.window);
@@ -307,31 +292,12 @@ impl Throttle {
             return Ok(Recorded::Cleared);
         }
         let entry = table.entries.entry(self.key).or_insert(Entry { failures: 0, last_failure_ms: now });
-        // An attempt counted by `admit` is counted again only when a right password
-        // or the window cleared the pair in the meantime.
-        if counted.is_none() || entry.failures == 0 {
-            entry.failures = entry.failures.saturating_add(1);
-        }
+        entry.failures = entry.failures.saturating_add(1);
         entry.last_failure_ms = now;
-        let failures = counted.unwrap_or(entry.failures);
+        let failures = entry.failures;
+        table.prune(now, self.window);
         table.write(&self.path)?;
         Ok(Recorded::Failure { failures, started: failures == self.max_failures })
-    }
-
-    /// Takes back the failure that [`admit`] counted in advance, for an attempt
-    /// whose server gave no verdict.
-    ///
-    /// [`admit`]: Throttle::admit
-    fn take_back(&self) -> Result<Recorded, String> {
-        let _lock = lock(&self.path);
-        let mut table = Table::read(&self.path).unwrap_or_default();
-        let Some(entry) = table.entries.get_mut(&self.key) else { return Ok(Recorded::Nothing) };
-        entry.failures = entry.failures.saturating_sub(1);
-        if entry.failures == 0 {
-            table.entries.remove(&self.key);
-        }
-        table.write(&self.path)?;
-        Ok(Recorded::TakenBack)
     }
 
     /// Returns the window, for log lines.
@@ -357,30 +323,19 @@ mod tests {
         Throttle::new(&settings, "alice", rhost).unwrap()
     }
 
+    /// Writes a throttle file with the header and `lines`, as the module would.
+    fn write_lines(path: &Path, lines: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, format!("{HEADER}\n{lines}")).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
     fn no_warning(message: &str) {
         panic!("unexpected warning: {message}");
     }
 
     fn failed() -> Outcome {
         Outcome::LogonFailed("logon failed".into())
-    }
-
-    /// Admits one attempt and returns its count from `admit`.
-    fn admitted(t: &Throttle) -> Option<u32> {
-        match t.admit(&no_warning) {
-            Admission::Admitted { counted } => counted,
-            Admission::Rejected(reason) => panic!("rejected: {reason}"),
-        }
-    }
-
-    /// Runs one attempt that ends with `outcome`.
-    fn attempt(t: &Throttle, outcome: &Outcome) -> Recorded {
-        let counted = admitted(t);
-        t.record(outcome, counted).unwrap()
-    }
-
-    fn is_rejected(t: &Throttle) -> bool {
-        matches!(t.admit(&no_warning), Admission::Rejected(_))
     }
 
     #[test]
@@ -406,68 +361,35 @@ mod tests {
     fn rejects_after_limit() {
         let path = scratch("limit");
         let t = throttle(&path, "2", Some("192.0.2.1"));
-        assert_eq!(attempt(&t, &failed()), Recorded::Failure { failures: 1, started: false });
-        assert_eq!(attempt(&t, &failed()), Recorded::Failure { failures: 2, started: true });
-        let Admission::Rejected(reason) = t.admit(&no_warning) else { panic!("admitted after the limit") };
+        assert_eq!(t.record(&failed(), &no_warning), Ok(Recorded::Failure { failures: 1, started: false }));
+        assert!(t.check(&no_warning).is_none());
+        assert_eq!(t.record(&failed(), &no_warning), Ok(Recorded::Failure { failures: 2, started: true }));
+        let reason = t.check(&no_warning).unwrap();
         assert!(reason.starts_with("throttled: 2 failed logons"), "{reason}");
-    }
-
-    #[test]
-    fn concurrent_attempts_count_in_advance() {
-        let path = scratch("concurrent");
-        let t = throttle(&path, "2", Some("192.0.2.1"));
-        let first = admitted(&t);
-        let second = admitted(&t);
-        assert_eq!((first, second), (Some(1), Some(2)));
-        assert!(is_rejected(&t), "a third attempt was admitted while two were open");
-        assert_eq!(t.record(&failed(), first), Ok(Recorded::Failure { failures: 1, started: false }));
-        assert_eq!(t.record(&failed(), second), Ok(Recorded::Failure { failures: 2, started: true }));
-        assert!(is_rejected(&t));
     }
 
     #[test]
     fn success_clears_count() {
         let path = scratch("clear");
         let t = throttle(&path, "2", None);
-        attempt(&t, &failed());
-        assert_eq!(attempt(&t, &Outcome::Confirmed), Recorded::Cleared);
-        attempt(&t, &failed());
-        assert!(!is_rejected(&t));
+        t.record(&failed(), &no_warning).unwrap();
+        assert_eq!(t.record(&Outcome::Confirmed, &no_warning), Ok(Recorded::Cleared));
+        t.record(&failed(), &no_warning).unwrap();
+        assert!(t.check(&no_warning).is_none());
     }
 
     #[test]
-    fn unavailable_takes_count_back() {
+    fn unavailable_is_not_counted() {
         let path = scratch("unavailable");
         let t = throttle(&path, "1", None);
-        assert_eq!(attempt(&t, &Outcome::Unavailable("timed out".into())), Recorded::TakenBack);
-        assert!(!is_rejected(&t));
-    }
-
-    #[test]
-    fn unavailable_keeps_earlier_failures() {
-        let path = scratch("unavailable-kept");
-        let t = throttle(&path, "2", None);
-        attempt(&t, &failed());
-        attempt(&t, &Outcome::Unavailable("timed out".into()));
-        assert_eq!(attempt(&t, &failed()), Recorded::Failure { failures: 2, started: true });
-        assert!(is_rejected(&t));
-    }
-
-    #[test]
-    fn failure_after_clear_is_counted() {
-        let path = scratch("cleared-meanwhile");
-        let t = throttle(&path, "3", None);
-        let counted = admitted(&t);
-        attempt(&t, &Outcome::Confirmed);
-        assert_eq!(t.record(&failed(), counted), Ok(Recorded::Failure { failures: 1, started: false }));
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains(" 1 "), "{text}");
+        assert_eq!(t.record(&Outcome::Unavailable("timed out".into()), &no_warning), Ok(Recorded::Nothing));
+        assert!(t.check(&no_warning).is_none());
     }
 
     #[test]
     fn file_holds_no_user_name() {
         let path = scratch("clear-text");
-        attempt(&throttle(&path, "3", Some("192.0.2.1")), &failed());
+        throttle(&path, "3", Some("192.0.2.1")).record(&failed(), &no_warning).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("alice"), "{text}");
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
@@ -498,13 +420,87 @@ mod tests {
     }
 
     #[test]
+    fn pair_key_ignores_surrounding_space() {
+        assert_eq!(pair_key(" alice  ", "192.0.2.1"), pair_key("alice", "192.0.2.1"));
+    }
+
+    #[test]
+    fn clock_set_back_far_drops_entry() {
+        let path = scratch("clock-far");
+        let t = throttle(&path, "1", None);
+        let future = now_ms() + 86_400_000;
+        let line = format!("{:016x} 5 {future}\n", pair_key("alice", ""));
+        write_lines(&path, &line);
+        assert!(t.check(&no_warning).is_none());
+    }
+
+    #[test]
+    fn clock_set_back_little_counts_as_now() {
+        let path = scratch("clock-near");
+        let t = throttle(&path, "1", None);
+        let future = now_ms() + 10_000;
+        let line = format!("{:016x} 5 {future}\n", pair_key("alice", ""));
+        write_lines(&path, &line);
+        let reason = t.check(&no_warning).expect("throttled");
+        assert!(reason.ends_with("next attempt allowed in 300 s"), "{reason}");
+    }
+
+    #[test]
+    fn symlinked_lock_is_reported() {
+        let path = scratch("lock-link");
+        let t = throttle(&path, "3", None);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink("/nonexistent-target", path.with_extension("state.lock")).unwrap();
+        let warning = std::cell::RefCell::new(String::new());
+        let recorded = t.record(&failed(), &|message| *warning.borrow_mut() = message.to_string());
+        assert_eq!(recorded, Ok(Recorded::Failure { failures: 1, started: false }));
+        assert!(warning.borrow().contains("cannot open lock file"), "{}", warning.borrow());
+    }
+
+    #[test]
+    fn file_without_header_is_never_replaced() {
+        let path = scratch("foreign-content");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "root:$6$salt$hash:20000:0:99999:7:::\n").unwrap();
+        let t = throttle(&path, "1", None);
+        let warning = std::cell::RefCell::new(String::new());
+        assert!(t.check(&|message| *warning.borrow_mut() = message.to_string()).is_none());
+        assert!(warning.borrow().contains("is not pam_mapi's"), "{}", warning.borrow());
+        let error = t.record(&failed(), &no_warning).unwrap_err();
+        assert!(error.contains("set throttle_file= to a path of its own"), "{error}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "root:$6$salt$hash:20000:0:99999:7:::\n");
+    }
+
+    #[test]
+    fn device_is_never_replaced() {
+        let path = Path::new("/dev/null");
+        let t = throttle(path, "1", None);
+        let error = t.record(&failed(), &no_warning).unwrap_err();
+        assert!(error.contains("not a regular file"), "{error}");
+        let metadata = std::fs::metadata(path).unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_char_device(&metadata.file_type()));
+        assert!(!Path::new("/dev/null.lock").exists());
+    }
+
+    #[test]
+    fn damaged_file_with_header_is_replaced() {
+        let path = scratch("damaged");
+        write_lines(&path, "zz 1 2\n\0garbage\n");
+        let t = throttle(&path, "3", None);
+        assert_eq!(t.record(&failed(), &no_warning), Ok(Recorded::Failure { failures: 1, started: false }));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(HEADER), "{text}");
+        assert!(!text.contains("garbage"), "{text}");
+    }
+
+    #[test]
     fn world_writable_file_is_ignored() {
         let path = scratch("writable");
         let t = throttle(&path, "1", None);
-        attempt(&t, &failed());
+        t.record(&failed(), &no_warning).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
         let warned = std::cell::Cell::new(false);
-        assert_eq!(t.admit(&|_| warned.set(true)), Admission::Admitted { counted: None });
+        assert!(t.check(&|_| warned.set(true)).is_none());
         assert!(warned.get());
     }
 }

@@ -208,7 +208,7 @@ fn state_file_moves_down_server_last() {
     stalled.set_fault(Fault::Stall);
     let good = server();
     let state = state_path();
-    std::fs::write(&state, format!("{} {}\n", now_secs() + 60, stalled.url())).unwrap();
+    std::fs::write(&state, format!("{}\n{} {}\n", pam_mapi::state::HEADER, now_secs() + 60, stalled.url())).unwrap();
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o600)).unwrap();
     let service = Service::simple(&format!("socket={} socket={} timeout=4 state_file={}", stalled.url(), good.url(), state.display()));
     let started = Instant::now();
@@ -236,7 +236,7 @@ fn stale_state_entry_is_ignored() {
     stalled.set_fault(Fault::DelayMs(300));
     let good = server();
     let state = state_path();
-    std::fs::write(&state, format!("{} {}\n", now_secs() - 5, stalled.url())).unwrap();
+    std::fs::write(&state, format!("{}\n{} {}\n", pam_mapi::state::HEADER, now_secs() - 5, stalled.url())).unwrap();
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o600)).unwrap();
     let service = Service::simple(&format!("socket={} socket={} state_file={}", stalled.url(), good.url(), state.display()));
     assert_eq!(authenticate(&service, "alice", PASSWORD), PAM_SUCCESS);
@@ -260,7 +260,7 @@ fn state_file_with_wrong_owner_is_ignored() {
     stalled.set_fault(Fault::DelayMs(300));
     let good = server();
     let state = state_path();
-    std::fs::write(&state, format!("{} {}\n", now_secs() + 60, stalled.url())).unwrap();
+    std::fs::write(&state, format!("{}\n{} {}\n", pam_mapi::state::HEADER, now_secs() + 60, stalled.url())).unwrap();
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o600)).unwrap();
     std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
     let service = Service::simple(&format!("socket={} socket={} state_file={}", stalled.url(), good.url(), state.display()));

@@ -546,3 +546,21 @@ fn without_try_first_pass_prompts_again_like_pam_unix() {
     assert_eq!(run.auth, PAM_SUCCESS);
     assert_eq!(run.password_prompts, 2);
 }
+
+#[test]
+fn fault_quoting_password_is_redacted() {
+    let user = unique("logcheck-echo");
+    let password = "Echo-Me-9f2d";
+    let fault = format!(
+        "<SOAP-ENV:Fault><faultcode>SOAP-ENV:Server</faultcode><faultstring>cannot parse szPassword {password}</faultstring></SOAP-ENV:Fault>"
+    );
+    let canned = Canned::start(vec![soap_reply(&fault)]);
+    let service = Service::simple(&format!("socket={} debug", canned.url()));
+    assert_eq!(authenticate(&service, &user, password), PAM_AUTHINFO_UNAVAIL);
+    let lines = log_lines_with(&user, 2);
+    assert!(!lines.is_empty(), "no log line for {user}");
+    for line in &lines {
+        assert!(!line.contains(password), "password in log: {line}");
+    }
+    assert!(lines.iter().any(|line| line.contains("szPassword [password]")), "{lines:?}");
+}

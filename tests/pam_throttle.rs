@@ -25,7 +25,7 @@ fn throttle_file() -> PathBuf {
 /// Writes a service with throttling after `failures` failed logons within `window` seconds.
 fn service(server: &Server, file: &Path, failures: u32, window: u32) -> Service {
     Service::simple(&format!(
-        "socket={} throttle_failures={failures} throttle_window={window} throttle_file={}",
+        "socket={} timeout=2 throttle_failures={failures} throttle_window={window} throttle_file={}",
         server.url(),
         file.display()
     ))
@@ -113,12 +113,27 @@ fn success_resets_count() {
 fn corrupt_file_is_ignored() {
     let server = server();
     let file = throttle_file();
-    std::fs::write(&file, b"\0\xff garbage\nffffffffffffffff x y\n").unwrap();
+    let damaged = format!("{}\n\0\u{fffd} garbage\nffffffffffffffff x y\n", pam_mapi::throttle::HEADER);
+    std::fs::write(&file, damaged).unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let service = service(&server, &file, 1, 300);
     assert_eq!(name(attempt(&service, "alice", PASSWORD, Some("192.0.2.1"))), name(PAM_SUCCESS));
     assert_eq!(name(attempt(&service, "alice", "wrong", Some("192.0.2.1"))), name(PAM_AUTH_ERR));
     assert_eq!(name(attempt(&service, "alice", PASSWORD, Some("192.0.2.1"))), name(PAM_AUTH_ERR), "not throttled after a corrupt file");
+}
+
+#[test]
+fn file_of_other_program_is_kept() {
+    let server = server();
+    let file = throttle_file();
+    std::fs::write(&file, "not a throttle file\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let service = service(&server, &file, 1, 300);
+    for _ in 0..2 {
+        assert_eq!(name(attempt(&service, "alice", "wrong", Some("192.0.2.1"))), name(PAM_AUTH_ERR));
+    }
+    assert_eq!(name(attempt(&service, "alice", PASSWORD, Some("192.0.2.1"))), name(PAM_SUCCESS));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a throttle file\n");
 }
 
 #[test]
@@ -177,26 +192,41 @@ fn throttled_attempt_is_logged() {
     assert_eq!(throttled, 1, "no line for the throttled attempt");
 }
 
-#[test]
-fn concurrent_attempts_respect_limit() {
-    let server = server();
-    server.set_fault(Fault::DelayMs(300));
-    let file = throttle_file();
-    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
-    let handles: Vec<_> = (0..8)
+/// Runs `count` attempts for alice at the same time and returns their results.
+fn concurrent(server: &Server, file: &Path, count: usize, password: &str) -> Vec<i32> {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(count));
+    let handles: Vec<_> = (0..count)
         .map(|_| {
-            let service = service(&server, &file, 3, 300);
+            let service = service(server, file, 3, 300);
             let barrier = barrier.clone();
+            let password = password.to_string();
             std::thread::spawn(move || {
                 barrier.wait();
-                attempt(&service, "alice", "wrong", Some("192.0.2.1"))
+                attempt(&service, "alice", &password, Some("192.0.2.1"))
             })
         })
         .collect();
-    for handle in handles {
-        assert_eq!(name(handle.join().unwrap()), name(PAM_AUTH_ERR));
+    handles.into_iter().map(|handle| handle.join().unwrap()).collect()
+}
+
+#[test]
+fn concurrent_right_passwords_all_succeed() {
+    let server = server();
+    server.set_fault(Fault::DelayMs(300));
+    let file = throttle_file();
+    for code in concurrent(&server, &file, 8, PASSWORD) {
+        assert_eq!(name(code), name(PAM_SUCCESS));
     }
-    assert_eq!(server.logons().len(), 3, "more attempts than throttle_failures reached the server at once");
+}
+
+#[test]
+fn concurrent_attempts_on_stalled_server_are_unavail() {
+    let server = server();
+    server.set_fault(Fault::Stall);
+    let file = throttle_file();
+    for code in concurrent(&server, &file, 6, "wrong") {
+        assert_eq!(name(code), name(PAM_AUTHINFO_UNAVAIL));
+    }
 }
 
 #[test]

@@ -120,12 +120,14 @@ fn check_trusted_file(report: &mut Report, step: &str, path: &Path, started: Ins
 /// try it after the other servers.
 pub fn show_state(report: &Report, settings: &Settings, server: &ServerUrl) {
     match DownList::read(&settings.state_file) {
-        Ok(down) if down.is_down(server) => report.detail(&format!(
-            "state file {} marks this server down, so the module tries it after the others for up to {} s",
-            settings.state_file.display(),
-            settings.state_ttl.as_secs()
-        )),
-        Ok(_) => {}
+        Ok(down) => {
+            if let Some(seconds) = down.seconds_left(server) {
+                report.detail(&format!(
+                    "state file {} marks this server down for {seconds} s more, so the module tries it after the others until then or until it answers",
+                    settings.state_file.display()
+                ));
+            }
+        }
         Err(reason) => report.detail(&reason),
     }
 }
