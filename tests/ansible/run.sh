@@ -5,9 +5,10 @@
 # mmdebstrap and boots it with systemd-nspawn on a private network. It applies
 # the role through the community.docker.nsenter connection. Then it checks
 # SMTP AUTH through saslauthd, PAM and pam_mapi against the stand-in Kopano
-# server that runs inside the container. It also runs ansible-lint and renders
-# the EL 9 configuration. Needs root on Debian 12. Prints one PASS/FAIL line
-# per check and exits non-zero when a check failed.
+# server that runs inside the container. It also runs ansible-lint, runs the
+# role's validate tasks on localhost for each case of validate_cases.yml, and
+# renders the EL 9 configuration. Needs root on Debian 12. Prints one
+# PASS/FAIL line per check and exits non-zero when a check failed.
 #
 # Environment:
 #   PAM_MAPI_DEB          libpam-mapi .deb to install (default: built from
@@ -392,10 +393,32 @@ run_mta() {
 
     if [ "$mta" = postfix ]; then
         check "role rejects an invalid protocol" rejects_invalid_protocol
+        in_ct systemctl start kopano-standin
+        check "$mta: throttle_failures=2 rejects the third logon" throttles_after_two_failures "$socket_dir"
     fi
 
     render_el "$mta"
     stop_container
+}
+
+# Sets pam_mapi_throttle_failures to 2 and then checks that the module reads
+# it: after two wrong passwords, the right one is rejected without contacting
+# the server. Runs after the other logon checks, because alice then stays
+# locked out for the throttle window.
+throttles_after_two_failures() {
+    local socket_dir=$1 name="run with throttling"
+    playbook "$name" "$TEST_DIR/e2e.yml" -e pam_mapi_mta=postfix -e pam_mapi_package_file="$PAM_MAPI_DEB" \
+        -e pam_mapi_throttle_failures=2 -e pam_mapi_throttle_window=600 || return 1
+    in_ct grep -x 'throttle_failures = 2' /etc/security/pam_mapi.conf || return 1
+    for _ in $(seq 1 50); do
+        in_ct test -S "$STANDIN_SOCKET" && break
+        sleep 0.2
+    done
+    testsaslauthd_ok "$GOOD_PASSWORD" "$socket_dir" || return 1
+    testsaslauthd_fails "$BAD_PASSWORD" "$socket_dir" || return 1
+    testsaslauthd_fails "$BAD_PASSWORD" "$socket_dir" || return 1
+    echo "right password after two failures:"
+    testsaslauthd_fails "$GOOD_PASSWORD" "$socket_dir"
 }
 
 # Succeeds when the role stops before any change, with a message that names
@@ -403,8 +426,39 @@ run_mta() {
 rejects_invalid_protocol() {
     local name="invalid protocol"
     ! playbook "$name" "$TEST_DIR/e2e.yml" -e pam_mapi_mta=postfix -e pam_mapi_protocol=gopher &&
-        grep -F 'protocol=gopher' "$WORK/$name.log" &&
+        grep -F 'pam_mapi_protocol=\"gopher\"' "$WORK/$name.log" &&
         echo "$RECAP" | grep -q 'changed=0 '
+}
+
+# --- Validation of the role variables ------------------------------------------
+
+# Runs the role's validate tasks for every case of validate_cases.yml at once,
+# as localhost aliases. Each case must fail with a message that names the
+# variable and the value, or pass when it sets only valid values.
+check_validate_cases() {
+    local inventory=$TEST_DIR/validate_cases.yml host name
+    log "validate tasks with each case of $(basename "$inventory")"
+    ansible-inventory -i "$inventory" --list > "$WORK/validate-inventory.json" ||
+        { fail "list the validate cases"; return; }
+    # ansible-playbook exits non-zero because most cases fail on purpose, so
+    # only the result of each host counts.
+    ANSIBLE_ROLES_PATH=$ROLE_DIR/roles ANSIBLE_STDOUT_CALLBACK=json ANSIBLE_RETRY_FILES_ENABLED=0 \
+        ansible-playbook -i "$inventory" "$TEST_DIR/validate.yml" \
+        > "$WORK/validate-result.json" 2> "$WORK/validate-stderr.log"
+    if [ ! -s "$WORK/validate-result.json" ]; then
+        fail "run validate.yml"
+        tail -n 30 "$WORK/validate-stderr.log"
+        return
+    fi
+    for host in $(python3 -c 'import json, sys; print(" ".join(json.load(sys.stdin)["_meta"]["hostvars"]))' \
+        < "$WORK/validate-inventory.json"); do
+        case $host in
+            valid_*) name="validate accepts $host" ;;
+            *) name="validate rejects $host" ;;
+        esac
+        check "$name" python3 "$TEST_DIR/validate_result.py" \
+            "$WORK/validate-result.json" "$WORK/validate-inventory.json" "$host"
+    done
 }
 
 # --- EL 9 rendering ----------------------------------------------------------------
@@ -427,6 +481,12 @@ render_el() {
         grep -qx 'socket = https://kopano.example.test:237/kopano' "$root$dest/etc/security/pam_mapi.conf"
     check "EL 9 $mta: pam_mapi.conf lists the services" \
         grep -qx 'service = imap|pop3' "$root$dest/etc/security/pam_mapi.conf"
+    check "EL 9 $mta: pam_mapi.conf sets throttle_failures" \
+        grep -qx 'throttle_failures = 5' "$root$dest/etc/security/pam_mapi.conf"
+    check "EL 9 $mta: pam_mapi.conf sets throttle_window" \
+        grep -qx 'throttle_window = 900' "$root$dest/etc/security/pam_mapi.conf"
+    check "EL 9 $mta: pam_mapi.conf sets throttle_file" \
+        grep -qx 'throttle_file = /run/pam_mapi/smtp-throttle.state' "$root$dest/etc/security/pam_mapi.conf"
     check "EL 9 $mta: PAM file is smtp.$mta" \
         grep -qE '^auth +required +pam_mapi.so try_first_pass$' "$root$dest/etc/pam.d/smtp.$mta"
     check "EL 9 $mta: system stack includes password-auth" \
@@ -478,7 +538,8 @@ main() {
 
     check "ansible-lint (production profile)" \
         env -C "$ROLE_DIR" NO_COLOR=1 "$CACHE/lint-venv/bin/ansible-lint" --offline --profile production \
-        site.yml inventory roles/pam_mapi "$TEST_DIR/e2e.yml" "$TEST_DIR/render_el.yml"
+        site.yml inventory roles/pam_mapi "$TEST_DIR/e2e.yml" "$TEST_DIR/render_el.yml" "$TEST_DIR/validate.yml"
+    check_validate_cases
 
     run_mta postfix kopano_only /var/spool/postfix/var/run/saslauthd
     run_mta sendmail kopano_and_system /var/run/saslauthd
