@@ -7,7 +7,8 @@ use zeroize::Zeroizing;
 
 use crate::backend::{self, Credentials};
 use crate::code::{decide, Outcome, PamCode};
-use crate::input::{self, for_log, redact};
+use crate::input::{self, for_log};
+use crate::redact;
 use crate::options::Settings;
 use crate::throttle::{failed_logons, Recorded, Throttle};
 
@@ -136,13 +137,15 @@ pub fn authenticate(pam: &mut dyn PamOps, args: &[String]) -> PamCode {
 
     let deadline = Instant::now() + settings.timeout;
     let started = Instant::now();
-    let log = |level: LogLevel, message: &str| pam.log(level, &format!("{}; {}", redact(message, &password), context(&user)));
+    let log = |level: LogLevel, message: &str| pam.log(level, &format!("{message}; {}", context(&user)));
     let creds = Credentials { user: &user, password: &password, service: &service, rhost: rhost.as_deref() };
     let throttle = Throttle::new(&settings, &user, rhost.as_deref());
     let throttled = throttle.as_ref().and_then(|t| t.check(&|warning| log(LogLevel::Warning, warning)));
     let outcome = match throttled {
         Some(reason) => Outcome::InputRejected(reason),
         None => {
+            // Server text that quotes the password is redacted while this lives.
+            let _redact = redact::Scope::new(&user, &password);
             let outcome = backend::check(&settings, &creds, deadline, &log);
             if let Some(throttle) = &throttle {
                 record_for_throttle(throttle, &outcome, &log);
@@ -150,7 +153,6 @@ pub fn authenticate(pam: &mut dyn PamOps, args: &[String]) -> PamCode {
             outcome
         }
     };
-    let outcome = outcome.map_reason(|reason| redact(reason, &password));
     drop(password);
     let code = decide(&outcome, &settings);
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use crate::auth::LogLevel;
 use crate::code::Outcome;
-use crate::input::for_log;
+use crate::redact::server_text;
 use crate::options::{Protocol, Settings};
 use crate::server::ServerUrl;
 use crate::soap::{self, LogonRequest};
@@ -229,11 +229,11 @@ fn http_problem(reply: &Reply) -> Option<String> {
         301 | 302 | 303 | 307 | 308 => Some(format!(
             "HTTP {} redirect to {} (redirects are never followed; fix socket= to point at the server itself)",
             reply.status,
-            for_log(reply.header("location").unwrap_or("(no Location)"))
+            server_text(reply.header("location").unwrap_or("(no Location)"))
         )),
         status => {
             let fault = match soap::parse_logon_response(&reply.body) {
-                Err(soap::ReplyError::Fault(text)) => format!(": SOAP fault: {}", for_log(&text)),
+                Err(soap::ReplyError::Fault(text)) => format!(": SOAP fault: {}", server_text(&text)),
                 _ => String::new(),
             };
             Some(format!("HTTP {status}{fault}"))

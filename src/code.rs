@@ -91,20 +91,6 @@ pub enum Outcome {
     FeatureDenied(String),
 }
 
-impl Outcome {
-    /// Applies `change` to the reason text, keeping the kind of outcome.
-    pub fn map_reason(self, change: impl Fn(&str) -> String) -> Outcome {
-        match self {
-            Outcome::Confirmed => Outcome::Confirmed,
-            Outcome::LogonFailed(reason) => Outcome::LogonFailed(change(&reason)),
-            Outcome::InputRejected(reason) => Outcome::InputRejected(change(&reason)),
-            Outcome::Unavailable(reason) => Outcome::Unavailable(change(&reason)),
-            Outcome::ServiceError(reason) => Outcome::ServiceError(change(&reason)),
-            Outcome::FeatureDenied(reason) => Outcome::FeatureDenied(change(&reason)),
-        }
-    }
-}
-
 /// Maps an outcome to the PAM code. This is the only place where that happens.
 ///
 /// | outcome | code |

@@ -79,22 +79,6 @@ pub fn map_user(user: &str, settings: &Settings) -> String {
     name
 }
 
-/// Shortest password that [`redact`] replaces inside a text. A shorter one
-/// matches ordinary words too often, so a text containing it is withheld whole.
-const MIN_REDACTED_LEN: usize = 4;
-
-/// Removes the password from text that a server sent back, such as a SOAP
-/// `faultstring` that quotes the request, before it reaches a log line.
-pub fn redact(text: &str, password: &str) -> String {
-    if password.is_empty() || !text.contains(password) {
-        return text.to_string();
-    }
-    if password.len() < MIN_REDACTED_LEN {
-        return "(text withheld because it contains the password)".to_string();
-    }
-    text.replace(password, "[password]")
-}
-
 /// Makes a value safe to put in a log line: control characters, quotes and
 /// backslashes are escaped, and very long values are cut.
 pub fn for_log(value: &str) -> String {
@@ -191,17 +175,5 @@ mod tests {
     #[test]
     fn for_log_escapes_controls() {
         assert_eq!(for_log("a\nb\"c"), "a\\u{a}b\\\"c");
-    }
-
-    #[test]
-    fn redact_replaces_password() {
-        let text = "SOAP fault: bad <szPassword>Secret-1</szPassword>";
-        assert_eq!(redact(text, "Secret-1"), "SOAP fault: bad <szPassword>[password]</szPassword>");
-    }
-
-    #[test]
-    fn redact_withholds_text_with_short_password() {
-        assert_eq!(redact("fault: abc", "ab"), "(text withheld because it contains the password)");
-        assert_eq!(redact("fault: xyz", "ab"), "fault: xyz");
     }
 }

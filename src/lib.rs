@@ -15,6 +15,7 @@ pub mod ffi;
 pub mod input;
 pub mod mapihttp;
 pub mod options;
+pub mod redact;
 pub mod server;
 pub mod shared_file;
 pub mod soap;

@@ -57,7 +57,7 @@ use zeroize::Zeroizing;
 use crate::auth::LogLevel;
 use crate::backend::{Credentials, Log};
 use crate::code::Outcome;
-use crate::input::for_log;
+use crate::redact::server_text;
 use crate::options::Settings;
 use crate::server::ServerUrl;
 use crate::transport::{Client, Reply};
@@ -252,7 +252,7 @@ pub fn decide_reply(reply: &Reply) -> Outcome {
         301 | 302 | 303 | 307 | 308 => Outcome::Unavailable(format!(
             "HTTP {} redirect to {} (redirects are never followed; set socket= to the URL the server redirects to)",
             reply.status,
-            for_log(reply.header("location").unwrap_or("(no Location)"))
+            server_text(reply.header("location").unwrap_or("(no Location)"))
         )),
         404 => Outcome::Unavailable(
             "HTTP 404: no MAPI over HTTP endpoint at this URL; set socket= to the base URL of the grommunio or Exchange \
@@ -279,7 +279,7 @@ fn decide_ok(reply: &Reply) -> Outcome {
     };
     let code = match value.parse::<u32>() {
         Ok(code) if value.bytes().all(|b| b.is_ascii_digit()) => code,
-        _ => return Outcome::Unavailable(format!("HTTP 200 with an invalid X-ResponseCode {:?}", for_log(value))),
+        _ => return Outcome::Unavailable(format!("HTTP 200 with an invalid X-ResponseCode {:?}", server_text(value))),
     };
     if ACCEPTED_RESPONSE_CODES.contains(&code) {
         Outcome::Confirmed
@@ -314,7 +314,7 @@ fn decide_unauthorized(reply: &Reply) -> Outcome {
     Outcome::ServiceError(format!(
         "server replied HTTP 401 but offers no Basic authentication (WWW-Authenticate: {}); pam_mapi supports only \
          Basic, so enable it for /mapi on the server",
-        for_log(&challenges.join(", "))
+        server_text(&challenges.join(", "))
     ))
 }
 
@@ -323,7 +323,7 @@ fn describe_reply(reply: &Reply) -> String {
     let mut text = format!("HTTP {}", reply.status);
     for name in ["X-ResponseCode", "X-ServerApplication", "WWW-Authenticate"] {
         if let Some(value) = reply.header(name) {
-            text.push_str(&format!(", {name}: {}", for_log(value)));
+            text.push_str(&format!(", {name}: {}", server_text(value)));
         }
     }
     text

@@ -154,6 +154,7 @@ impl Settings {
                 None => (arg.as_str(), None),
             };
             settings.apply(name, value, &format!("module argument {arg:?}"))?;
+            settings.origins.insert(name.to_string(), "argument".into());
         }
         settings.finish()
     }
@@ -263,7 +264,7 @@ impl Settings {
             "config" => self.config = Some(PathBuf::from(required(value, origin, "a file path")?)),
             "timeout" => self.timeout = seconds(value, origin)?,
             "connect_timeout" => self.connect_timeout = seconds(value, origin)?,
-            "cafile" => self.cafile = Some(PathBuf::from(required(value, origin, "a PEM file path")?)),
+            "cafile" => self.cafile = Some(absolute_path(required(value, origin, "a PEM file path")?, origin)?),
             "service" => self.service = features(required(value, origin, "features such as imap|pop3")?, origin)?,
             "strip_realm" => self.strip_realm = flag(value, origin)?,
             "lowercase" => self.lowercase = flag(value, origin)?,
@@ -321,15 +322,23 @@ impl Settings {
         }
         if self.protocol == Protocol::MapiHttp && self.timeout < MIN_MAPIHTTP_TIMEOUT {
             return Err(SettingsError(format!(
-                "timeout={} is too short for protocol=mapihttp: Gromox replies to a wrong password only after 1 s, so it would end as a time-out, uncounted by throttling; use timeout={} or more",
+                "{}: timeout={} is too short for protocol=mapihttp: Gromox replies to a wrong password only after 1 s, so it would end as a time-out, uncounted by throttling; use timeout={} or more",
+                self.origin("timeout"),
                 self.timeout.as_secs_f64(),
                 MIN_MAPIHTTP_TIMEOUT.as_secs()
             )));
         }
-        if self.state_file == self.throttle_file {
+        let state = resolved(&self.state_file);
+        let throttle = resolved(&self.throttle_file);
+        let mut throttle_lock = throttle.clone().into_os_string();
+        throttle_lock.push(".lock");
+        if state == throttle || state.as_os_str() == throttle_lock {
             return Err(SettingsError(format!(
-                "state_file and throttle_file are both {}; give each a file of its own",
-                self.state_file.display()
+                "state_file={} ({}) and throttle_file={} ({}) name the same file or its lock file; give each a file of its own",
+                self.state_file.display(),
+                self.origin("state_file"),
+                self.throttle_file.display(),
+                self.origin("throttle_file")
             )));
         }
         if self.protocol == Protocol::MapiHttp && !self.service.is_empty() {
@@ -338,6 +347,26 @@ impl Settings {
             ));
         }
         Ok(self)
+    }
+}
+
+/// Returns the path with `.`, `..` and repeated slashes removed, and with its
+/// directory resolved through symbolic links when it exists (`/var/run` is often
+/// a link to `/run`), for comparing two settings that name files.
+fn resolved(path: &Path) -> PathBuf {
+    let mut lexical = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                lexical.pop();
+            }
+            other => lexical.push(other),
+        }
+    }
+    match (lexical.parent(), lexical.file_name()) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(dir).map(|dir| dir.join(name)).unwrap_or(lexical),
+        _ => lexical,
     }
 }
 
@@ -611,8 +640,35 @@ mod tests {
 
     #[test]
     fn same_state_and_throttle_file_is_rejected() {
-        let error = parse(&["state_file=/run/pam_mapi/x", "throttle_file=/run/pam_mapi/x"]).unwrap_err();
-        assert!(error.0.contains("give each a file of its own"), "{error}");
+        let cases = [
+            ["state_file=/run/pam_mapi/x", "throttle_file=/run/pam_mapi/x"],
+            ["state_file=/run/pam_mapi/./x", "throttle_file=/run//pam_mapi/x"],
+            ["state_file=/run/pam_mapi/y/../x", "throttle_file=/run/pam_mapi/x"],
+            ["state_file=/run/pam_mapi/x.lock", "throttle_file=/run/pam_mapi/x"],
+        ];
+        for args in cases {
+            let error = parse(&args).unwrap_err();
+            assert!(error.0.contains("give each a file of its own"), "{args:?}: {error}");
+            assert!(error.0.contains("(argument)"), "{args:?}: {error}");
+        }
+        assert!(parse(&["state_file=/run/pam_mapi/x", "throttle_file=/run/pam_mapi/x2"]).is_ok());
+    }
+
+    #[test]
+    fn same_file_through_linked_directory_is_rejected() {
+        let dir = std::env::temp_dir().join(format!("pam_mapi-options-{}-link", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("real")).unwrap();
+        std::os::unix::fs::symlink(dir.join("real"), dir.join("link")).unwrap();
+        let state = format!("state_file={}", dir.join("link/x").display());
+        let throttle = format!("throttle_file={}", dir.join("real/x").display());
+        assert!(parse(&[state.as_str(), throttle.as_str()]).is_err());
+    }
+
+    #[test]
+    fn relative_cafile_is_rejected() {
+        let error = parse(&["cafile=ca.pem"]).unwrap_err();
+        assert!(error.0.contains("not absolute"), "{error}");
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //! and both are replaced atomically, so readers never see half a file.
 //!
 //! Each file starts with a header line of its own. A file at the configured path
-//! that is not empty and lacks the header is never replaced, and neither is a
-//! device, FIFO, socket or directory, so that a `state_file=/dev/null` or a path
-//! mistyped to `/etc/shadow` cannot destroy that file.
+//! whose first line is not that header (an empty file included) is neither read
+//! nor replaced. Neither is a symbolic link, device, FIFO, socket or directory.
+//! So a `state_file=/dev/null` or a path mistyped to `/etc/shadow` cannot destroy
+//! that file.
 
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -28,16 +29,25 @@ impl SharedFile<'_> {
     }
 
     /// Reads the file. Returns `None` when it does not exist, and `Err` with the
-    /// reason when it exists but must not be trusted.
+    /// reason when it exists but must not be trusted. The checks run on the open
+    /// file, so that the path cannot be swapped between check and read.
     pub fn read(&self, max_bytes: u64) -> Result<Option<Vec<u8>>, String> {
+        use std::io::Read;
+
         let (what, shown) = (self.what, self.path.display());
-        let metadata = match std::fs::symlink_metadata(self.path) {
-            Ok(metadata) => metadata,
+        let file = match self.open() {
+            Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("cannot read {what} {shown}: {e}")),
+            Err(e) => return Err(self.unusable("ignoring", &e)),
         };
+        let metadata = file.metadata().map_err(|e| format!("cannot read {what} {shown}: {e}"))?;
         if !metadata.is_file() {
-            return Err(format!("ignoring {what} {shown}: not a regular file; set {}= to a path of its own", self.option()));
+            return Err(self.not_regular("ignoring"));
+        }
+        let mut bytes = Vec::new();
+        file.take(max_bytes + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read {what} {shown}: {e}"))?;
+        if !self.has_header(&bytes) {
+            return Err(self.foreign());
         }
         // SAFETY: geteuid has no preconditions.
         let euid = unsafe { libc::geteuid() };
@@ -46,12 +56,8 @@ impl SharedFile<'_> {
                 "ignoring {what} {shown}: it must be owned by root and writable only by its owner; remove it, and pam_mapi writes a new one"
             ));
         }
-        if metadata.len() > max_bytes {
-            return Err(format!("ignoring {what} {shown}: larger than {max_bytes} bytes; remove it"));
-        }
-        let bytes = std::fs::read(self.path).map_err(|e| format!("cannot read {what} {shown}: {e}"))?;
-        if !bytes.is_empty() && !bytes.starts_with(self.header.as_bytes()) {
-            return Err(self.foreign());
+        if bytes.len() as u64 > max_bytes {
+            return Err(format!("ignoring {what} {shown}: larger than {max_bytes} bytes; remove it, and pam_mapi writes a new one"));
         }
         Ok(Some(bytes))
     }
@@ -64,43 +70,64 @@ impl SharedFile<'_> {
         write(self.path, self.what, contents.as_bytes())
     }
 
-    /// Returns `Err` when the path contains something that [`write`] must not replace:
-    /// a device, FIFO, socket or directory, or a file without the header.
+    /// Returns `Err` when the path contains something that [`write`] must not
+    /// replace: a symbolic link, device, FIFO, socket or directory, or a file
+    /// (even an empty one) that does not start with the header line.
     ///
     /// [`write`]: SharedFile::write
     pub fn replaceable(&self) -> Result<(), String> {
-        match std::fs::symlink_metadata(self.path) {
-            Ok(metadata) if metadata.is_symlink() => Ok(()),
-            Ok(metadata) if !metadata.is_file() => Err(format!(
-                "not replacing {} {}: not a regular file; set {}= to a path of its own",
+        use std::io::Read;
+
+        let file = match self.open() {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.unusable("not replacing", &e)),
+        };
+        let is_file = file.metadata().map(|m| m.is_file()).unwrap_or(false);
+        if !is_file {
+            return Err(self.not_regular("not replacing"));
+        }
+        let mut start = Vec::new();
+        file.take(self.header.len() as u64 + 1)
+            .read_to_end(&mut start)
+            .map_err(|e| format!("cannot read {} {}: {e}", self.what, self.path.display()))?;
+        if !self.has_header(&start) {
+            return Err(self.foreign());
+        }
+        Ok(())
+    }
+
+    /// Opens the path for reading without following a symbolic link, and without
+    /// blocking on a FIFO.
+    fn open(&self) -> std::io::Result<std::fs::File> {
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(self.path)
+    }
+
+    /// Tells whether `bytes` start with the header as a whole line.
+    fn has_header(&self, bytes: &[u8]) -> bool {
+        bytes.starts_with(self.header.as_bytes()) && bytes.get(self.header.len()) == Some(&b'\n')
+    }
+
+    /// Describes an open that failed; `ELOOP` means a symbolic link.
+    fn unusable(&self, action: &str, error: &std::io::Error) -> String {
+        if error.raw_os_error() == Some(libc::ELOOP) {
+            return format!(
+                "{action} {} {}: it is a symbolic link; set {}= to a path of its own",
                 self.what,
                 self.path.display(),
                 self.option()
-            )),
-            Ok(metadata) if metadata.len() > 0 && !self.starts_with_header()? => Err(self.foreign()),
-            _ => Ok(()),
+            );
         }
+        format!("cannot read {} {}: {error}", self.what, self.path.display())
     }
 
-    /// Tells whether the existing file starts with the header.
-    fn starts_with_header(&self) -> Result<bool, String> {
-        use std::io::Read;
-
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(self.path)
-            .map_err(|e| format!("cannot read {} {}: {e}", self.what, self.path.display()))?;
-        let mut start = Vec::new();
-        file.take(self.header.len() as u64)
-            .read_to_end(&mut start)
-            .map_err(|e| format!("cannot read {} {}: {e}", self.what, self.path.display()))?;
-        Ok(start == self.header.as_bytes())
+    fn not_regular(&self, action: &str) -> String {
+        format!("{action} {} {}: not a regular file; set {}= to a path of its own", self.what, self.path.display(), self.option())
     }
 
     fn foreign(&self) -> String {
         format!(
-            "not using {} {}: it does not start with \"{}\", so it is not pam_mapi's; set {}= to a path of its own, or remove the file if it is a damaged copy",
+            "not using {} {}: its first line is not \"{}\", so it is not pam_mapi's; set {}= to a path of its own, or remove the file if it is a damaged copy",
             self.what,
             self.path.display(),
             self.header,

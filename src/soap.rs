@@ -8,6 +8,8 @@ use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, Event};
 use quick_xml::{Reader, Writer};
 use zeroize::Zeroizing;
 
+use crate::redact::redacted;
+
 /// `ulFlags` bit: do not grant a logon because of the Unix-socket peer uid.
 pub const KOPANO_LOGON_NO_UID_AUTH: u32 = 0x1;
 /// `ulFlags` bit: check the credentials but register no session (KC 8.5 and later).
@@ -154,9 +156,11 @@ pub struct LogonResponse {
 /// A reply that could not be used, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplyError {
-    /// The server sent a SOAP Fault.
+    /// The server sent a SOAP Fault, with its `faultstring` (redacted, see
+    /// [`crate::redact`]).
     Fault(String),
-    /// Not a well-formed SOAP reply of the expected shape.
+    /// Not a well-formed SOAP reply of the expected shape. Names taken from the
+    /// reply are redacted.
     Malformed(String),
 }
 
@@ -200,7 +204,7 @@ fn parse_tree(body: &[u8]) -> Result<Element, ReplyError> {
     loop {
         let event = reader
             .read_event()
-            .map_err(|e| ReplyError::Malformed(format!("XML error at byte {}: {e}", reader.buffer_position())))?;
+            .map_err(|e| ReplyError::Malformed(format!("XML error at byte {}: {}", reader.buffer_position(), redacted(&e.to_string()))))?;
         match event {
             Event::Decl(_) | Event::Comment(_) => {}
             Event::DocType(_) => return Err(ReplyError::Malformed("reply contains a DOCTYPE".into())),
@@ -255,7 +259,7 @@ fn parse_tree(body: &[u8]) -> Result<Element, ReplyError> {
                         "gt" => ">".into(),
                         "apos" => "'".into(),
                         "quot" => "\"".into(),
-                        other => return Err(ReplyError::Malformed(format!("undefined entity &{other};"))),
+                        other => return Err(ReplyError::Malformed(format!("undefined entity &{};", redacted(other)))),
                     },
                     Err(e) => return Err(ReplyError::Malformed(format!("invalid character reference: {e}"))),
                 };
@@ -277,7 +281,7 @@ fn parse_tree(body: &[u8]) -> Result<Element, ReplyError> {
 fn body_child(body: &[u8]) -> Result<Element, ReplyError> {
     let root = parse_tree(body)?;
     if root.name != "Envelope" {
-        return Err(ReplyError::Malformed(format!("document element is {:?}, expected a SOAP Envelope", root.name)));
+        return Err(ReplyError::Malformed(format!("document element is {:?}, expected a SOAP Envelope", redacted(&root.name))));
     }
     let mut bodies = root.children.into_iter().filter(|c| c.name == "Body");
     let soap_body = bodies.next().ok_or_else(|| ReplyError::Malformed("no SOAP Body".into()))?;
@@ -293,7 +297,7 @@ fn body_child(body: &[u8]) -> Result<Element, ReplyError> {
         let text = first
             .children_named("faultstring")
             .next()
-            .map(|f| f.text.clone())
+            .map(|f| redacted(&f.text))
             .unwrap_or_else(|| "(no faultstring)".into());
         return Err(ReplyError::Fault(text));
     }
@@ -322,7 +326,7 @@ fn single_number(parent: &Element, name: &str) -> Result<u64, ReplyError> {
 pub fn parse_logon_response(body: &[u8]) -> Result<LogonResponse, ReplyError> {
     let response = body_child(body)?;
     if response.name != "logonResponse" {
-        return Err(ReplyError::Malformed(format!("expected logonResponse, got {:?}", response.name)));
+        return Err(ReplyError::Malformed(format!("expected logonResponse, got {:?}", redacted(&response.name))));
     }
     let er = single_number(&response, "er")?;
     let er = u32::try_from(er).map_err(|_| ReplyError::Malformed("<er> is out of range".into()))?;
@@ -342,7 +346,7 @@ pub fn parse_logon_response(body: &[u8]) -> Result<LogonResponse, ReplyError> {
 pub fn parse_logoff_response(body: &[u8]) -> Result<u32, ReplyError> {
     let response = body_child(body)?;
     if response.name != "logoffResponse" {
-        return Err(ReplyError::Malformed(format!("expected logoffResponse, got {:?}", response.name)));
+        return Err(ReplyError::Malformed(format!("expected logoffResponse, got {:?}", redacted(&response.name))));
     }
     let result = single_number(&response, "result")?;
     u32::try_from(result).map_err(|_| ReplyError::Malformed("<result> is out of range".into()))
@@ -365,7 +369,7 @@ pub struct Features {
 pub fn parse_get_user_response(body: &[u8]) -> Result<(u32, Features), ReplyError> {
     let response = body_child(body)?;
     if response.name != "getUserResponse" {
-        return Err(ReplyError::Malformed(format!("expected getUserResponse, got {:?}", response.name)));
+        return Err(ReplyError::Malformed(format!("expected getUserResponse, got {:?}", redacted(&response.name))));
     }
     let er = u32::try_from(single_number(&response, "er")?)
         .map_err(|_| ReplyError::Malformed("<er> is out of range".into()))?;

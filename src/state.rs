@@ -200,6 +200,30 @@ mod tests {
     }
 
     #[test]
+    fn symlink_empty_file_and_longer_first_line_are_kept() {
+        let path = scratch("kept");
+        let dir = path.parent().unwrap().to_path_buf();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("target"), "keep me\n").unwrap();
+        let mut down = DownList::default();
+        down.mark_down(&url("http://127.0.0.1:1/"), Duration::from_secs(30));
+
+        std::os::unix::fs::symlink(dir.join("target"), &path).unwrap();
+        assert!(DownList::read(&path).unwrap_err().contains("symbolic link"));
+        assert!(down.write(&path).unwrap_err().contains("symbolic link"));
+        assert!(std::fs::symlink_metadata(&path).unwrap().is_symlink());
+        std::fs::remove_file(&path).unwrap();
+
+        for content in ["".to_string(), format!("{HEADER} and more\n")] {
+            std::fs::write(&path, &content).unwrap();
+            assert!(DownList::read(&path).unwrap_err().contains("is not pam_mapi's"), "{content:?}");
+            assert!(down.write(&path).unwrap_err().contains("is not pam_mapi's"), "{content:?}");
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), content);
+        }
+        assert_eq!(std::fs::read_to_string(dir.join("target")).unwrap(), "keep me\n");
+    }
+
+    #[test]
     fn written_file_starts_with_header() {
         let path = scratch("header");
         DownList::default().write(&path).unwrap();

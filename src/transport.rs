@@ -253,11 +253,30 @@ fn describe(error: ureq::Error) -> TransportError {
             format!("reply body is larger than {limit} bytes; socket= may point at something other than the groupware server"),
             false,
         ),
-        E::Tls(e) => (format!("TLS error: {e}; pam_mapi-check shows the server's certificate; check cafile= and the host name in socket="), false),
-        E::Rustls(e) => (format!("TLS error: {e}; pam_mapi-check shows the server's certificate; check cafile= and the host name in socket="), false),
+        E::Tls(e) => (tls_message(e), false),
+        E::Rustls(e) => (tls_message(&e.to_string()), false),
         other => (format!("{other}; socket= may point at something other than the groupware server"), false),
     };
     TransportError { message, timed_out }
+}
+
+/// Builds the message for a TLS error, with the fix for the certificate problems
+/// that rustls names.
+fn tls_message(error: &str) -> String {
+    let fix = if error.contains("CaUsedAsEndEntity") {
+        "the server presents a CA certificate (basicConstraints CA:TRUE) as its own; give the server a certificate with CA:FALSE signed by the CA in cafile="
+    } else if error.contains("Expired") {
+        "the server's certificate has expired (or the clock is wrong); renew the certificate"
+    } else if error.contains("NotValidYet") {
+        "the server's certificate is not valid yet; check the clocks of both hosts"
+    } else if error.contains("NotValidForName") {
+        "the certificate does not name the host in socket=; use a host name or address that the certificate lists"
+    } else if error.contains("UnknownIssuer") {
+        "no CA in the trust store signed the certificate; set cafile= to the CA that signed it"
+    } else {
+        "pam_mapi-check shows the server's certificate; check cafile= and the host name in socket="
+    };
+    format!("TLS error: {error}; {fix}")
 }
 
 fn timeout_phase(phase: ureq::Timeout) -> &'static str {
@@ -449,4 +468,26 @@ impl Transport for UnixTransport {
 #[allow(deprecated)]
 fn ring_provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_message_names_the_fix() {
+        let cases = [
+            ("invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))", "CA:FALSE"),
+            ("invalid peer certificate: Expired", "renew the certificate"),
+            ("invalid peer certificate: NotValidYet", "clocks"),
+            ("invalid peer certificate: NotValidForName", "that the certificate lists"),
+            ("invalid peer certificate: UnknownIssuer", "set cafile="),
+            ("received fatal alert: HandshakeFailure", "pam_mapi-check shows"),
+        ];
+        for (error, fix) in cases {
+            let message = tls_message(error);
+            assert!(message.starts_with("TLS error: "), "{message}");
+            assert!(message.contains(fix), "{error}: {message}");
+        }
+    }
 }

@@ -691,3 +691,19 @@ fn timeout_below_failure_delay_is_service_err() {
     assert_eq!(name(authenticate(&service, ALICE, "wrong")), name(PAM_SERVICE_ERR));
     assert_eq!(server.request_count("PING"), 0);
 }
+
+#[test]
+fn response_code_quoting_password_is_redacted() {
+    let user = log_marker_user("echo");
+    let password = "Echo-Back-7c41";
+    let reply = format!("HTTP/1.1 200 OK\r\nX-ResponseCode: {password}\r\nContent-Length: 0\r\n\r\n");
+    let canned = Canned::start(vec![reply]);
+    let service = service(&canned.url(), "debug");
+    assert_eq!(name(authenticate(&service, &user, password)), name(PAM_AUTHINFO_UNAVAIL));
+    let lines = log_lines_with(&user, 2);
+    assert!(!lines.is_empty(), "no log line for {user}");
+    for line in &lines {
+        assert!(!line.contains("7c41"), "password in log: {line}");
+    }
+    assert!(lines.iter().any(|line| line.contains("invalid X-ResponseCode \\\"[password]\\\"")), "{lines:?}");
+}

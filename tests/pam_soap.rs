@@ -548,19 +548,23 @@ fn without_try_first_pass_prompts_again_like_pam_unix() {
 }
 
 #[test]
-fn fault_quoting_password_is_redacted() {
-    let user = unique("logcheck-echo");
-    let password = "Echo-Me-9f2d";
+fn server_text_quoting_password_is_redacted() {
+    let password = "Echo\"Me\\9f2d <&>";
     let fault = format!(
-        "<SOAP-ENV:Fault><faultcode>SOAP-ENV:Server</faultcode><faultstring>cannot parse szPassword {password}</faultstring></SOAP-ENV:Fault>"
+        "<SOAP-ENV:Fault><faultcode>SOAP-ENV:Server</faultcode><faultstring>cannot parse szPassword {}</faultstring></SOAP-ENV:Fault>",
+        password.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
     );
-    let canned = Canned::start(vec![soap_reply(&fault)]);
-    let service = Service::simple(&format!("socket={} debug", canned.url()));
-    assert_eq!(authenticate(&service, &user, password), PAM_AUTHINFO_UNAVAIL);
-    let lines = log_lines_with(&user, 2);
-    assert!(!lines.is_empty(), "no log line for {user}");
-    for line in &lines {
-        assert!(!line.contains(password), "password in log: {line}");
+    let redirect = "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/?pw=Echo%22Me%5C9f2d%20%3C%26%3E\r\nContent-Length: 0\r\n\r\n";
+    for (label, reply) in [("fault", soap_reply(&fault)), ("redirect", redirect.to_string())] {
+        let user = unique(&format!("logcheck-echo-{label}"));
+        let canned = Canned::start(vec![reply]);
+        let service = Service::simple(&format!("socket={} debug", canned.url()));
+        assert_eq!(name(authenticate(&service, &user, password)), name(PAM_AUTHINFO_UNAVAIL), "{label}");
+        let lines = log_lines_with(&user, 2);
+        assert!(!lines.is_empty(), "no log line for {user}");
+        for line in &lines {
+            assert!(!line.contains("9f2d"), "password in log: {line}");
+        }
+        assert!(lines.iter().any(|line| line.contains("[password]")), "{label}: {lines:?}");
     }
-    assert!(lines.iter().any(|line| line.contains("szPassword [password]")), "{lines:?}");
 }
