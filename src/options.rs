@@ -425,10 +425,18 @@ pub fn parse_config_text(text: &str, origin: &str) -> Result<Vec<(String, String
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') || line.starts_with('[') {
             continue;
         }
-        let key = line.split('=').next().unwrap_or("").trim();
+        let (key, value) = line.split_once('=').unwrap_or((line, ""));
+        let (key, value) = (key.trim(), value.trim());
         if !seen.insert(key.to_string()) {
             return Err(SettingsError(format!(
                 "{origin}: key {key:?} appears more than once; keep one line (socket takes a space-separated list)"
+            )));
+        }
+        // The INI reader turns backslash sequences into other characters and strips
+        // quotes, so the module would use a value other than the one written.
+        if value.contains('\\') || value.starts_with('"') || value.starts_with('\'') {
+            return Err(SettingsError(format!(
+                "{origin}: key {key:?}: value {value:?} contains a backslash or starts with a quote, which this file format would rewrite; write the value plain, without quotes"
             )));
         }
     }
@@ -663,6 +671,15 @@ mod tests {
         let state = format!("state_file={}", dir.join("link/x").display());
         let throttle = format!("throttle_file={}", dir.join("real/x").display());
         assert!(parse(&[state.as_str(), throttle.as_str()]).is_err());
+    }
+
+    #[test]
+    fn quoted_or_escaped_file_values_are_rejected() {
+        for text in ["cafile = \"/etc/ssl/ca.pem\"\n", "cafile = '/etc/ssl/ca.pem'\n", "cafile = /etc/ssl/a\\tb.pem\n"] {
+            let error = parse_config_text(text, "test.conf").unwrap_err();
+            assert!(error.0.contains("write the value plain"), "{text:?}: {error}");
+        }
+        assert!(parse_config_text("cafile = /etc/ssl/ca.pem\n", "test.conf").is_ok());
     }
 
     #[test]
