@@ -602,3 +602,29 @@ fn mapihttp_right_password_prints_success() {
     assert!(run.has_line("sent to the server as \"alice@example.test\""), "{}", run.describe());
     assert!(run.has_line("result: PAM_SUCCESS"), "{}", run.describe());
 }
+
+#[test]
+fn settings_only_contacts_no_server() {
+    let scratch = Scratch::new();
+    scratch.write_config(&format!("socket = http://127.0.0.1:{}/kopano\ntimeout = 5\n", dead_port()));
+    let run = check(&args_with(&scratch, &["--settings-only".into()]), None);
+    assert_eq!(run.status, 0, "{}", run.describe());
+    assert!(run.has_line("settings: ok"), "{}", run.describe());
+    assert!(!run.stdout.contains("server 1 of 1"), "{}", run.describe());
+}
+
+#[test]
+fn settings_only_rejects_bad_file() {
+    let scratch = Scratch::new();
+    scratch.write_config("timeout = 0\n");
+    let run = check(&args_with(&scratch, &["--settings-only".into()]), None);
+    assert_eq!(run.status, 3, "{}", run.describe());
+    assert!(run.stdout.contains("timeout"), "{}", run.describe());
+}
+
+#[test]
+fn settings_only_with_user_is_usage_error() {
+    let run = check(&["--settings-only".to_string(), "--user".to_string(), "alice".to_string()], None);
+    assert_eq!(run.status, 2, "{}", run.describe());
+    assert!(run.stderr.contains("--settings-only"), "{}", run.describe());
+}

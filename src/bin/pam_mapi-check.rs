@@ -26,6 +26,7 @@ use report::{Exit, Report};
 
 const HELP: &str = "\
 Usage: pam_mapi-check [MODULE-ARGUMENTS...] [--user NAME] [--service NAME]
+       pam_mapi-check [MODULE-ARGUMENTS...] --settings-only
 
 Checks the settings and servers of the pam_mapi PAM module, step by step, and
 prints the result and duration of each step. MODULE-ARGUMENTS are written as on
@@ -58,6 +59,10 @@ Options:
                   input when that is not a terminal. It is never printed.
   --service NAME  PAM service name to report to the server in szClientAppMisc
                   (default: pam_mapi-check)
+  --settings-only run step 1 only and contact no server: exit 0 when the
+                  module would accept the settings, 3 when not. Suits a
+                  validation step before a new pam_mapi.conf is installed,
+                  such as: pam_mapi-check --settings-only config=NEW-FILE
   -h, --help      print this help and exit
   --version       print the version and exit
 
@@ -86,6 +91,7 @@ struct CommandLine {
     module_args: Vec<String>,
     user: Option<String>,
     service: Option<String>,
+    settings_only: bool,
     help: bool,
     version: bool,
 }
@@ -103,6 +109,7 @@ fn parse_command_line(args: &[String]) -> Result<CommandLine, String> {
         match name {
             "-h" | "--help" => line.help = true,
             "--version" => line.version = true,
+            "--settings-only" => line.settings_only = true,
             "--user" | "--service" => {
                 let value = match inline_value {
                     Some(value) => value,
@@ -120,6 +127,9 @@ fn parse_command_line(args: &[String]) -> Result<CommandLine, String> {
             _ if arg.starts_with('-') => return Err(format!("unknown option {arg:?}")),
             _ => line.module_args.push(arg.clone()),
         }
+    }
+    if line.settings_only && line.user.is_some() {
+        return Err("--settings-only contacts no server, so it cannot be combined with --user".into());
     }
     Ok(line)
 }
@@ -172,7 +182,7 @@ fn run(line: &CommandLine) -> Exit {
     report.pass("settings", started, "loaded");
     print_settings(&settings);
     files::check_cafile(&mut report, &settings);
-    if report.failed() {
+    if report.failed() || line.settings_only {
         return report.finish();
     }
 
