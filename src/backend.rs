@@ -138,7 +138,7 @@ fn check_soap(
         }
         return Outcome::ServiceError(format!(
             "server version {:?} cannot be asked over a Unix socket: servers older than Zarafa 7.1 ignore NO_UID_AUTH and accept any password from root there; use socket=http://... or https://... instead",
-            response.server_version.as_deref().unwrap_or("(none)")
+            server_text(response.server_version.as_deref().unwrap_or("(none)"))
         ));
     }
     match response.er {
@@ -194,7 +194,7 @@ fn check_features(settings: &Settings, client: &Client, session_id: u64, deadlin
     } else {
         Outcome::FeatureDenied(format!(
             "password is right, but none of the features {wanted} is enabled for the user (disabled: {})",
-            features.disabled.join(" ")
+            server_text(&features.disabled.join(" "))
         ))
     }
 }

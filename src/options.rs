@@ -420,13 +420,31 @@ pub fn parse_config_text(text: &str, origin: &str) -> Result<Vec<(String, String
     // process.
     // The INI reader keeps only the last of repeated keys, so repeats are found here.
     let mut seen = std::collections::BTreeSet::new();
-    for line in text.lines() {
+    // The INI reader also ends a line at a lone carriage return, which editors and
+    // `cat` do not show, so such a line could hide a setting.
+    if text.replace("\r\n", "\n").contains('\r') {
+        return Err(SettingsError(format!(
+            "{origin}: contains a carriage return that does not end a line; save the file with Unix or Windows line ends"
+        )));
+    }
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') || line.starts_with('[') {
             continue;
         }
-        let (key, value) = line.split_once('=').unwrap_or((line, ""));
-        let (key, value) = (key.trim(), value.trim());
+        // The INI reader takes the first '=' or ':' as the separator.
+        let Some(separator) = line.find(['=', ':']) else {
+            return Err(SettingsError(format!(
+                "{origin}: line {number}: {line:?} has no '='; write \"key = value\", for example \"strip_realm = yes\""
+            )));
+        };
+        if line[separator..].starts_with(':') {
+            return Err(SettingsError(format!(
+                "{origin}: line {number}: {line:?} uses ':' between key and value; write \"key = value\""
+            )));
+        }
+        let (key, value) = (line[..separator].trim(), line[separator + 1..].trim());
         if !seen.insert(key.to_string()) {
             return Err(SettingsError(format!(
                 "{origin}: key {key:?} appears more than once; keep one line (socket takes a space-separated list)"
@@ -680,6 +698,27 @@ mod tests {
             assert!(error.0.contains("write the value plain"), "{text:?}: {error}");
         }
         assert!(parse_config_text("cafile = /etc/ssl/ca.pem\n", "test.conf").is_ok());
+    }
+
+    #[test]
+    fn lone_carriage_return_is_rejected() {
+        let text = "socket = http://127.0.0.1:1/good\rsocket = http://127.0.0.1:2/evil\n";
+        let error = parse_config_text(text, "test.conf").unwrap_err();
+        assert!(error.0.contains("carriage return"), "{error}");
+        assert!(parse_config_text("timeout = 5\r\nquiet = yes\r\n", "test.conf").is_ok());
+    }
+
+    #[test]
+    fn colon_separator_is_rejected() {
+        let error = parse_config_text("state_file: /run/x\n", "test.conf").unwrap_err();
+        assert!(error.0.contains("uses ':'"), "{error}");
+        assert!(parse_config_text("socket = http://127.0.0.1:236/kopano\n", "test.conf").is_ok());
+    }
+
+    #[test]
+    fn bare_key_names_the_line() {
+        let error = parse_config_text("# settings\nstrip_realm\n", "test.conf").unwrap_err();
+        assert!(error.0.contains("line 2: \"strip_realm\" has no '='"), "{error}");
     }
 
     #[test]

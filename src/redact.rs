@@ -1,16 +1,19 @@
-//! Redaction of the password from text that a server sent back.
+//! Keeping the password out of text that a server sent back.
 //!
 //! A server, or a proxy in front of it, may quote the request in its reply: in a
-//! SOAP `faultstring`, a `Location` header or an `X-ResponseCode`. Such text goes
-//! through [`server_text`] before it reaches a log line or `pam_mapi-check`'s
-//! output. The password is looked for as sent, XML-escaped, percent-encoded and
-//! in base64 (alone, and as the `user:password` of HTTP Basic), without regard to
-//! ASCII case, and replaced by `[password]` before the text is escaped and cut.
+//! SOAP `faultstring`, a `Location` header, an `X-ResponseCode`, a version string
+//! or a feature name. Such text goes through [`server_text`] before it reaches a
+//! log line or `pam_mapi-check`'s output. When the text may contain the password,
+//! the whole text is withheld. Replacing only the match would show the password
+//! by the gap it leaves in words the server wrote itself.
 //!
-//! Only server text is redacted, never the module's own words: a password such as
-//! `wrong` would otherwise show itself by the gaps it leaves in "wrong password".
+//! The text is searched as sent, percent-decoded, with HTML character references
+//! decoded, and with each base64 or base64url token decoded, without regard to
+//! case. A match is any run of `WINDOW_CHARS` consecutive characters of the
+//! password, so a partial or shortened echo counts too. The form that the SOAP
+//! request carries for a `{1}:` or `{2}:` password is searched as well.
 //!
-//! The forms are kept in a thread-local list for the duration of one
+//! The search terms live in a thread-local list for the duration of one
 //! authentication ([`Scope`]), so that the parsers need no password argument.
 
 use std::cell::RefCell;
@@ -20,33 +23,40 @@ use zeroize::Zeroizing;
 
 use crate::input::for_log;
 
-/// Shortest password that is replaced inside a text. A shorter one matches
-/// ordinary text too often, so server text containing it is withheld whole.
-const MIN_REPLACED_BYTES: usize = 4;
+/// Length of the password runs searched for. A password shorter than this is
+/// searched for whole.
+const WINDOW_CHARS: usize = 6;
 
-/// Marker that replaces a password in server text.
-const MARK: &str = "[password]";
+/// Shortest token that is tried as base64.
+const MIN_BASE64_CHARS: usize = 8;
 
-/// Notice that replaces server text containing a password shorter than
-/// `MIN_REPLACED_BYTES`.
-const WITHHELD: &str = "(server text withheld because it contains the password)";
+/// Notice that replaces server text that may contain the password.
+const WITHHELD: &str = "(server text withheld because it may contain the password)";
 
-thread_local! {
-    /// The forms of the password of the authentication running on this thread.
-    static FORMS: RefCell<Vec<Zeroizing<String>>> = const { RefCell::new(Vec::new()) };
+/// Search terms of the authentication running on this thread.
+#[derive(Default)]
+struct Terms {
+    /// Lower-cased runs of the password, matched in every decoded form of the text.
+    runs: Vec<Zeroizing<String>>,
+    /// Encoded forms of the whole password, matched in the text as sent.
+    exact: Vec<Zeroizing<String>>,
 }
 
-/// The time during which [`server_text`] hides one password on this thread.
-/// Dropping it wipes the stored forms.
+thread_local! {
+    static TERMS: RefCell<Terms> = RefCell::new(Terms::default());
+}
+
+/// The time during which [`server_text`] looks for one password on this thread.
+/// Dropping it wipes the stored terms.
 pub struct Scope {
-    previous: Vec<Zeroizing<String>>,
+    previous: Terms,
 }
 
 impl Scope {
-    /// Starts hiding `password`, and the Basic credentials of `user` with it.
+    /// Starts looking for `password`, and for the Basic credentials of `user`.
     pub fn new(user: &str, password: &str) -> Scope {
-        let forms = if password.is_empty() { Vec::new() } else { forms(user, password) };
-        let previous = FORMS.with(|cell| std::mem::replace(&mut *cell.borrow_mut(), forms));
+        let terms = if password.is_empty() { Terms::default() } else { terms(user, password) };
+        let previous = TERMS.with(|cell| std::mem::replace(&mut *cell.borrow_mut(), terms));
         Scope { previous }
     }
 }
@@ -54,100 +64,141 @@ impl Scope {
 impl Drop for Scope {
     fn drop(&mut self) {
         let previous = std::mem::take(&mut self.previous);
-        FORMS.with(|cell| *cell.borrow_mut() = previous);
+        TERMS.with(|cell| *cell.borrow_mut() = previous);
     }
 }
 
-/// Returns the forms in which a server may echo the password.
-fn forms(user: &str, password: &str) -> Vec<Zeroizing<String>> {
+fn terms(user: &str, password: &str) -> Terms {
+    let lower: Vec<char> = password.to_lowercase().chars().collect();
+    let width = WINDOW_CHARS.min(lower.len());
+    let mut runs: Vec<Zeroizing<String>> = lower.windows(width).map(|run| Zeroizing::new(run.iter().collect())).collect();
+    runs.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    runs.dedup_by(|a, b| a.as_str() == b.as_str());
+
     let base64 = base64::engine::general_purpose::STANDARD;
     let basic = Zeroizing::new(format!("{user}:{password}"));
-    let mut list = vec![
-        Zeroizing::new(password.to_string()),
-        Zeroizing::new(xml_escaped(password)),
-        Zeroizing::new(percent_encoded(password)),
-        Zeroizing::new(base64.encode(password)),
-        Zeroizing::new(base64.encode(basic.as_bytes())),
-    ];
-    // Longest first, so that a form inside another (base64 of the password within
-    // that of user:password) does not leave part of the longer one behind.
-    list.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.as_str().cmp(b.as_str())));
-    list.dedup_by(|a, b| a.as_str() == b.as_str());
-    list
-}
-
-fn xml_escaped(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
+    let mut exact = vec![Zeroizing::new(base64.encode(basic.as_bytes()))];
+    if password.starts_with("{1}:") || password.starts_with("{2}:") {
+        exact.push(crate::soap::obfuscate(password));
     }
-    out
+    Terms { runs, exact }
 }
 
-/// Percent-encodes every byte outside RFC 3986's unreserved set.
-fn percent_encoded(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// Prepares text that a server sent for a log line: the password of the running
-/// authentication is replaced (see the module documentation), then the text is
-/// escaped and cut by [`for_log`].
+/// Prepares text that a server sent for a log line: withheld when it may contain
+/// the password of the running authentication, then escaped and cut by
+/// [`for_log`].
 pub fn server_text(raw: &str) -> String {
     for_log(&redacted(raw))
 }
 
-/// Returns `raw` with every form of the running authentication's password
-/// replaced by `[password]`, or withheld whole for a short password.
+/// Returns `raw`, or a notice in its place when it may contain the password of
+/// the running authentication (see the module documentation).
 pub fn redacted(raw: &str) -> String {
-    FORMS.with(|cell| {
-        let forms = cell.borrow();
-        let mut text = raw.to_string();
-        for form in forms.iter() {
-            if !contains_ignoring_case(&text, form) {
-                continue;
-            }
-            if form.len() < MIN_REPLACED_BYTES {
-                return WITHHELD.to_string();
-            }
-            text = replace_ignoring_case(&text, form);
+    let found = TERMS.with(|cell| {
+        let terms = cell.borrow();
+        if terms.runs.is_empty() {
+            return false;
         }
-        text
-    })
-}
-
-fn contains_ignoring_case(text: &str, needle: &str) -> bool {
-    text.to_ascii_lowercase().contains(&needle.to_ascii_lowercase())
-}
-
-/// Replaces each ASCII-case-insensitive match of `needle` by `MARK`. ASCII lower
-/// casing keeps every byte offset, so the matches found in the lower-cased copy
-/// mark the same bytes in `text`, always on character boundaries.
-fn replace_ignoring_case(text: &str, needle: &str) -> String {
-    let lower = text.to_ascii_lowercase();
-    let needle = needle.to_ascii_lowercase();
-    let mut out = String::with_capacity(text.len());
-    let mut last = 0;
-    for (start, _) in lower.match_indices(&needle) {
-        out.push_str(&text[last..start]);
-        out.push_str(MARK);
-        last = start + needle.len();
+        if terms.exact.iter().any(|form| raw.contains(form.as_str())) {
+            return true;
+        }
+        decoded_forms(raw).iter().any(|form| {
+            let lower = Zeroizing::new(form.to_lowercase());
+            terms.runs.iter().any(|run| lower.contains(run.as_str()))
+        })
+    });
+    if found {
+        WITHHELD.to_string()
+    } else {
+        raw.to_string()
     }
-    out.push_str(&text[last..]);
+}
+
+/// Returns the text as sent and in each decoded form a server may have used to
+/// echo the request.
+fn decoded_forms(raw: &str) -> Vec<Zeroizing<String>> {
+    let mut forms = vec![Zeroizing::new(raw.to_string()), percent_decoded(raw), references_decoded(raw)];
+    let engines = [
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+        base64::engine::general_purpose::URL_SAFE,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ];
+    let is_base64 = |c: char| c.is_ascii_alphanumeric() || "+/=-_".contains(c);
+    for token in raw.split(|c: char| !is_base64(c)).filter(|token| token.len() >= MIN_BASE64_CHARS) {
+        for engine in &engines {
+            if let Ok(bytes) = engine.decode(token) {
+                forms.push(Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned()));
+            }
+        }
+    }
+    forms
+}
+
+/// Decodes `%XX` sequences, and `+` as a space as in form data.
+fn percent_decoded(raw: &str) -> Zeroizing<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Zeroizing::new(Vec::with_capacity(bytes.len()));
+    let mut index = 0;
+    while index < bytes.len() {
+        let hex = bytes.get(index + 1..index + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[index], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                index += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                index += 1;
+            }
+            (byte, _) => {
+                out.push(byte);
+                index += 1;
+            }
+        }
+    }
+    Zeroizing::new(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Decodes the XML and HTML character references `&#NN;`, `&#xHH;`, `&amp;`,
+/// `&lt;`, `&gt;`, `&quot;` and `&apos;`.
+fn references_decoded(raw: &str) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(raw.len()));
+    let mut rest = raw;
+    while let Some(start) = rest.find('&') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let decoded = after.find(';').filter(|end| *end <= 10).and_then(|end| {
+            let name = &after[..end];
+            let c = match name {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                _ => {
+                    let number = name.strip_prefix('#')?;
+                    let code = match number.strip_prefix(['x', 'X']) {
+                        Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                        None => number.parse().ok()?,
+                    };
+                    char::from_u32(code)
+                }
+            };
+            c.map(|c| (c, end))
+        });
+        match decoded {
+            Some((c, end)) => {
+                out.push(c);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
     out
 }
 
@@ -161,47 +212,57 @@ mod tests {
     }
 
     #[test]
-    fn plain_password_is_replaced() {
+    fn unrelated_text_is_kept() {
         let _scope = Scope::new("alice", "Secret-1");
-        assert_eq!(server_text("bad <szPassword>Secret-1</szPassword>"), "bad <szPassword>[password]</szPassword>");
+        assert_eq!(redacted("Method 'ns:logn' not implemented"), "Method 'ns:logn' not implemented");
     }
 
     #[test]
-    fn password_with_quotes_is_replaced_before_escaping() {
-        let _scope = Scope::new("alice", "Pa\"ss\\word9");
-        assert_eq!(server_text("x Pa\"ss\\word9 y"), "x [password] y");
-    }
-
-    #[test]
-    fn encoded_forms_are_replaced() {
-        let _scope = Scope::new("alice", "S&cret <1>");
+    fn echoed_forms_are_withheld() {
+        let _scope = Scope::new("alice", "S&cret <1>/x y");
         let cases = [
-            "S&amp;cret &lt;1&gt;",
-            "S%26cret%20%3C1%3E",
-            "s%26cret%20%3c1%3e",
-            "UyZjcmV0IDwxPg==",
-            "YWxpY2U6UyZjcmV0IDwxPg==",
-            "S&CRET <1>",
+            "S&cret <1>/x y",
+            "S&amp;cret &lt;1&gt;/x y",
+            "S&#x26;cret &#60;1&#62;/x y",
+            "S%26cret%20%3C1%3E%2Fx%20y",
+            "s%26cret+%3c1%3e/x+y",
+            "UyZjcmV0IDwxPi94IHk=",
+            "UyZjcmV0IDwxPi94IHk",
+            "YWxpY2U6UyZjcmV0IDwxPi94IHk=",
+            "S&CRET <1>/X Y",
+            "S&cret <1",
         ];
         for case in cases {
-            assert_eq!(redacted(&format!("echo {case} end")), "echo [password] end", "{case}");
+            assert_eq!(redacted(&format!("echo {case} end")), WITHHELD, "{case}");
         }
     }
 
     #[test]
-    fn short_password_withholds_text() {
-        let _scope = Scope::new("alice", "ab");
-        assert_eq!(redacted("fault: abc"), WITHHELD);
-        assert_eq!(redacted("fault: xyz"), "fault: xyz");
+    fn non_ascii_case_is_folded() {
+        let _scope = Scope::new("alice", "pässwört-9");
+        assert_eq!(redacted("got PÄSSWÖRT-9"), WITHHELD);
     }
 
     #[test]
-    fn cut_happens_after_redaction() {
-        let password = "Secr3t-Password";
+    fn obfuscated_request_form_is_withheld() {
+        let password = "{1}:AuthLogA1";
         let _scope = Scope::new("alice", password);
-        let text = format!("{}{password}", "A".repeat(120));
-        let shown = server_text(&text);
-        assert!(!shown.contains("Secr"), "{shown}");
+        let sent = crate::soap::obfuscate(password);
+        assert_eq!(redacted(&format!("cannot parse {}", sent.as_str())), WITHHELD);
+    }
+
+    #[test]
+    fn server_words_equal_to_password_are_withheld() {
+        let _scope = Scope::new("alice", "request");
+        assert_eq!(redacted("bad request: request"), WITHHELD);
+        assert_eq!(redacted("bad reply"), "bad reply");
+    }
+
+    #[test]
+    fn short_password_is_searched_whole() {
+        let _scope = Scope::new("alice", "ab");
+        assert_eq!(redacted("fault: xAbx"), WITHHELD);
+        assert_eq!(redacted("fault: xyz"), "fault: xyz");
     }
 
     #[test]
@@ -213,8 +274,8 @@ mod tests {
     }
 
     #[test]
-    fn non_ascii_text_keeps_boundaries() {
-        let _scope = Scope::new("alice", "PÄSS-wört");
-        assert_eq!(redacted("ä PÄSS-wört ß"), "ä [password] ß");
+    fn malformed_encodings_are_kept() {
+        let _scope = Scope::new("alice", "Secret-1");
+        assert_eq!(redacted("100% &#xZZ; &bogus %G1 ++"), "100% &#xZZ; &bogus %G1 ++");
     }
 }

@@ -10,7 +10,7 @@
 //! that file.
 
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -44,6 +44,9 @@ impl SharedFile<'_> {
         if !metadata.is_file() {
             return Err(self.not_regular("ignoring"));
         }
+        if let Some(dir) = self.path.parent() {
+            check_directory(dir, what)?;
+        }
         let mut bytes = Vec::new();
         file.take(max_bytes + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read {what} {shown}: {e}"))?;
         if !self.has_header(&bytes) {
@@ -65,6 +68,7 @@ impl SharedFile<'_> {
     /// Writes the header and `lines` (see [`write`]), unless the path contains
     /// something that is not this file (see the module documentation).
     pub fn write(&self, lines: &str) -> Result<(), String> {
+        directory(self.path, self.what)?;
         self.replaceable()?;
         let contents = format!("{}\n{lines}", self.header);
         write(self.path, self.what, contents.as_bytes())
@@ -167,13 +171,58 @@ fn temporary_path(path: &Path, what: &str) -> Result<PathBuf, String> {
     Ok(dir.join(format!(".{name}.{}.{}", std::process::id(), CALLS.fetch_add(1, Ordering::Relaxed))))
 }
 
-/// Returns the file's directory, creating it with mode 0700 if it is missing.
+/// Returns the file's directory, creating it with mode 0700 if it is missing, and
+/// checks that only root can change it (see [`check_directory`]).
 pub fn directory<'a>(path: &'a Path, what: &str) -> Result<&'a Path, String> {
     let dir = path.parent().ok_or_else(|| format!("{what} {} has no directory", path.display()))?;
     if !dir.exists() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| format!("cannot set the mode of {}: {e}", dir.display()))?;
+        // The mode is set at creation, so no later chmod can follow a link
+        // swapped in meanwhile.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
+    check_directory(dir, what)?;
     Ok(dir)
+}
+
+/// Checks that only root (or this process's user) can rename, replace or add
+/// entries along `dir`. Every directory from `/` down, after resolving links, must
+/// be owned by root or this user and writable by group or others only with the
+/// sticky bit (as `/tmp` is), and every link on the path as written must be owned
+/// by root or this user. Otherwise another user could swap a link between the
+/// checks on the file and the rename that replaces it.
+pub fn check_directory(dir: &Path, what: &str) -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let trusted_owner = |uid: u32| uid == 0 || uid == euid;
+    let fix = "keep it in a directory that only root can write, such as /run/pam_mapi";
+    for step in dir.ancestors() {
+        let Ok(metadata) = std::fs::symlink_metadata(step) else { continue };
+        if metadata.file_type().is_symlink() && !trusted_owner(metadata.uid()) {
+            return Err(format!(
+                "not using {what} in {}: {} is a symbolic link owned by uid {}; {fix}",
+                dir.display(),
+                step.display(),
+                metadata.uid()
+            ));
+        }
+    }
+    let resolved = std::fs::canonicalize(dir).map_err(|e| format!("cannot resolve the directory {} of {what}: {e}", dir.display()))?;
+    for step in resolved.ancestors() {
+        let metadata = std::fs::symlink_metadata(step).map_err(|e| format!("cannot read {}: {e}", step.display()))?;
+        let sticky = metadata.mode() & libc::S_ISVTX != 0;
+        if !trusted_owner(metadata.uid()) || (metadata.mode() & 0o022 != 0 && !sticky) {
+            return Err(format!(
+                "not using {what} in {}: directory {} is owned by uid {} with mode {:04o}, so another user could replace it; {fix}",
+                dir.display(),
+                step.display(),
+                metadata.uid(),
+                metadata.mode() & 0o7777
+            ));
+        }
+    }
+    Ok(())
 }

@@ -85,7 +85,7 @@ pub fn get_user_request(session_id: u64) -> Zeroizing<Vec<u8>> {
 }
 
 /// Encodes a password the way Kopano's `{2}:` obfuscation expects.
-fn obfuscate(password: &str) -> Zeroizing<String> {
+pub(crate) fn obfuscate(password: &str) -> Zeroizing<String> {
     let bytes: Zeroizing<Vec<u8>> = Zeroizing::new(password.bytes().map(|b| b ^ 0xA5).collect());
     // Sized up front, because growing the string would free partial copies unwiped.
     let encoded_len = base64::encoded_len(bytes.len(), true).unwrap_or(0);

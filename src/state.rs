@@ -200,7 +200,7 @@ mod tests {
     }
 
     #[test]
-    fn symlink_empty_file_and_longer_first_line_are_kept() {
+    fn foreign_paths_are_kept() {
         let path = scratch("kept");
         let dir = path.parent().unwrap().to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
@@ -221,6 +221,33 @@ mod tests {
             assert_eq!(std::fs::read_to_string(&path).unwrap(), content);
         }
         assert_eq!(std::fs::read_to_string(dir.join("target")).unwrap(), "keep me\n");
+    }
+
+    #[test]
+    fn directory_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let path = scratch("open-dir");
+        let dir = path.parent().unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+        DownList::default().write(&path).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(DownList::read(&path).unwrap_err().contains("another user could replace it"));
+        assert!(DownList::default().write(&path).unwrap_err().contains("another user could replace it"));
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        assert!(DownList::read(&path).is_ok(), "a sticky directory is allowed");
+    }
+
+    #[test]
+    fn link_owned_by_other_user_is_refused() {
+        let path = scratch("foreign-link");
+        let dir = path.parent().unwrap();
+        std::fs::create_dir_all(dir.join("real")).unwrap();
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(dir.join("real"), &link).unwrap();
+        std::os::unix::fs::lchown(&link, Some(65534), None).unwrap();
+        let error = DownList::default().write(&link.join("servers.state")).unwrap_err();
+        assert!(error.contains("symbolic link owned by uid 65534"), "{error}");
     }
 
     #[test]
