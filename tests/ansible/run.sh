@@ -7,7 +7,9 @@
 # SMTP AUTH through saslauthd, PAM and pam_mapi against the stand-in Kopano
 # server that runs inside the container. It also runs ansible-lint, runs the
 # role's validate tasks on localhost for each case of validate_cases.yml, and
-# renders the EL 9 configuration. Needs root on Debian 12. Prints one
+# renders the EL 9 configuration. In the Postfix container it also checks
+# that the template task's validate step keeps a pam_mapi.conf that the
+# module rejects off the host. Needs root on Debian 12. Prints one
 # PASS/FAIL line per check and exits non-zero when a check failed.
 #
 # Environment:
@@ -393,6 +395,7 @@ run_mta() {
 
     if [ "$mta" = postfix ]; then
         check "role rejects an invalid protocol" rejects_invalid_protocol
+        check_settings_rejected_on_host
         in_ct systemctl start kopano-standin
         check "$mta: throttle_failures=2 rejects the third logon" throttles_after_two_failures "$socket_dir"
     fi
@@ -428,6 +431,40 @@ rejects_invalid_protocol() {
     ! playbook "$name" "$TEST_DIR/e2e.yml" -e pam_mapi_mta=postfix -e pam_mapi_protocol=gopher &&
         grep -F 'pam_mapi_protocol=\"gopher\"' "$WORK/$name.log" &&
         echo "$RECAP" | grep -q 'changed=0 '
+}
+
+# Applies the role with state and throttle file paths that differ as text but
+# name one file, because /var/run is a link to /run. The validate tasks let
+# them through and the module rejects them, so the template task's validate
+# step (pam_mapi-check --settings-only) must fail and leave the old
+# pam_mapi.conf in place.
+check_settings_rejected_on_host() {
+    local name="settings rejected on the host" log before after
+    log=$WORK/$name.log
+    check "pam_mapi-check has --settings-only" \
+        sh -c "nsenter -t $leader -a pam_mapi-check --help | grep -e --settings-only"
+    check "pam_mapi-check accepts the installed file" \
+        in_ct pam_mapi-check --settings-only config=/etc/security/pam_mapi.conf
+
+    before=$(in_ct sha256sum /etc/security/pam_mapi.conf)
+    playbook "$name" "$TEST_DIR/e2e.yml" -e pam_mapi_mta=postfix -e pam_mapi_package_file="$PAM_MAPI_DEB" \
+        -e pam_mapi_state_file=/var/run/pam_mapi-shared.state -e pam_mapi_throttle_file=/run/pam_mapi-shared.state
+    after=$(in_ct sha256sum /etc/security/pam_mapi.conf)
+
+    check "same file via /var/run: role fails" sh -c "echo '$RECAP' | grep -q 'failed=1 '"
+    check "same file via /var/run: template task fails" template_validate_failed "$log"
+    check "same file via /var/run: exit status 3" grep -F '"exit_status": 3' "$log"
+    check "same file via /var/run: message names the files" \
+        grep -F 'name the same file or its lock file' "$log"
+    check "same file via /var/run: pam_mapi.conf unchanged" test "$before" = "$after"
+    check "same file via /var/run: nothing changed" sh -c "echo '$RECAP' | grep -q 'changed=0 '"
+}
+
+# Succeeds when the playbook output in LOG shows the template task for
+# pam_mapi.conf failing in its validate step.
+template_validate_failed() {
+    sed -n '/^TASK \[pam_mapi : Write the pam_mapi configuration file\]/,/^\(TASK\|PLAY\|RUNNING\)/p' "$1" |
+        grep -E '^fatal: .*"msg": "failed to validate"'
 }
 
 # --- Validation of the role variables ------------------------------------------
