@@ -7,8 +7,7 @@ use zeroize::Zeroizing;
 
 use crate::backend::{self, Credentials};
 use crate::code::{decide, Outcome, PamCode};
-use crate::input::{self, for_log};
-use crate::redact;
+use crate::input::{self, for_log, for_log_cut_at};
 use crate::options::Settings;
 use crate::throttle::{failed_logons, Recorded, Throttle};
 
@@ -144,8 +143,6 @@ pub fn authenticate(pam: &mut dyn PamOps, args: &[String]) -> PamCode {
     let outcome = match throttled {
         Some(reason) => Outcome::InputRejected(reason),
         None => {
-            // Server text that quotes the password is redacted while this lives.
-            let _redact = redact::Scope::new(&user, &password);
             let outcome = backend::check(&settings, &creds, deadline, &log);
             if let Some(throttle) = &throttle {
                 record_for_throttle(throttle, &outcome, &log);
@@ -159,7 +156,7 @@ pub fn authenticate(pam: &mut dyn PamOps, args: &[String]) -> PamCode {
     let servers = settings.servers.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" ");
     let elapsed = started.elapsed().as_millis();
     let line = |what: &str, reason: &str| {
-        format!("{what}; {} server=\"{servers}\" reason=\"{}\" result={} elapsed_ms={elapsed}", context(&user), for_log(reason), code.name())
+        format!("{what}; {} server=\"{servers}\" reason=\"{}\" result={} elapsed_ms={elapsed}", context(&user), for_log_cut_at(reason, 2048), code.name())
     };
     match &outcome {
         Outcome::Confirmed => {

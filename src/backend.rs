@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use crate::auth::LogLevel;
 use crate::code::Outcome;
-use crate::redact::server_text;
+use crate::options::KNOWN_FEATURES;
+use crate::redact;
 use crate::options::{Protocol, Settings};
 use crate::server::ServerUrl;
 use crate::soap::{self, LogonRequest};
@@ -138,7 +139,7 @@ fn check_soap(
         }
         return Outcome::ServiceError(format!(
             "server version {:?} cannot be asked over a Unix socket: servers older than Zarafa 7.1 ignore NO_UID_AUTH and accept any password from root there; use socket=http://... or https://... instead",
-            server_text(response.server_version.as_deref().unwrap_or("(none)"))
+            response.server_version.as_deref().map(redact::version).unwrap_or_else(|| "(none)".into())
         ));
     }
     match response.er {
@@ -194,7 +195,7 @@ fn check_features(settings: &Settings, client: &Client, session_id: u64, deadlin
     } else {
         Outcome::FeatureDenied(format!(
             "password is right, but none of the features {wanted} is enabled for the user (disabled: {})",
-            server_text(&features.disabled.join(" "))
+            redact::known_words(&features.disabled.join(" "), KNOWN_FEATURES)
         ))
     }
 }
@@ -227,13 +228,13 @@ fn http_problem(reply: &Reply) -> Option<String> {
     match reply.status {
         200 => None,
         301 | 302 | 303 | 307 | 308 => Some(format!(
-            "HTTP {} redirect to {} (redirects are never followed; fix socket= to point at the server itself)",
+            "HTTP {} redirect ({}); redirects are never followed, so fix socket= to point at the server itself",
             reply.status,
-            server_text(reply.header("location").unwrap_or("(no Location)"))
+            redact::withheld("the Location header", reply.header("location").unwrap_or(""))
         )),
         status => {
             let fault = match soap::parse_logon_response(&reply.body) {
-                Err(soap::ReplyError::Fault(text)) => format!(": SOAP fault: {}", server_text(&text)),
+                Err(soap::ReplyError::Fault(text)) => format!(": SOAP fault ({})", redact::withheld("the faultstring", &text)),
                 _ => String::new(),
             };
             Some(format!("HTTP {status}{fault}"))

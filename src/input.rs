@@ -80,11 +80,17 @@ pub fn map_user(user: &str, settings: &Settings) -> String {
 }
 
 /// Makes a value safe to put in a log line: control characters, quotes and
-/// backslashes are escaped, and very long values are cut.
+/// backslashes are escaped, and values over 128 characters are cut.
 pub fn for_log(value: &str) -> String {
+    for_log_cut_at(value, 128)
+}
+
+/// Like [`for_log`], but cuts after `max_chars` characters, for the module's own
+/// longer texts such as the reason of a failure with several servers.
+pub fn for_log_cut_at(value: &str, max_chars: usize) -> String {
     let mut out = String::new();
     for (i, c) in value.chars().enumerate() {
-        if i >= 128 {
+        if i >= max_chars {
             out.push_str("...");
             break;
         }

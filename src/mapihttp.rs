@@ -57,7 +57,7 @@ use zeroize::Zeroizing;
 use crate::auth::LogLevel;
 use crate::backend::{Credentials, Log};
 use crate::code::Outcome;
-use crate::redact::server_text;
+use crate::redact;
 use crate::options::Settings;
 use crate::server::ServerUrl;
 use crate::transport::{Client, Reply};
@@ -74,6 +74,11 @@ const EMSMDB_PATH: &str = "mapi/emsmdb/?MailboxId=";
 // a session cookie may carry another code, which fails closed as Unavailable
 // and names the code in the log.
 const ACCEPTED_RESPONSE_CODES: [u32; 2] = [RESPONSE_SUCCESS, RESPONSE_MISSING_COOKIE];
+/// HTTP authentication schemes named in logs; other words of a challenge are
+/// counted only (see [`crate::redact`]).
+const AUTH_SCHEMES: &[&str] = &["Basic", "Bearer", "Digest", "Kerberos", "Negotiate", "NTLM"];
+/// Products named in logs from `X-ServerApplication`.
+const PRODUCTS: &[&str] = &["Exchange", "Gromox", "grommunio"];
 const RESPONSE_SUCCESS: u32 = 0;
 /// The code Gromox 3.10 sends for a PING that carries no session cookie.
 const RESPONSE_MISSING_COOKIE: u32 = 6;
@@ -250,9 +255,9 @@ pub fn decide_reply(reply: &Reply) -> Outcome {
         200 => decide_ok(reply),
         401 => decide_unauthorized(reply),
         301 | 302 | 303 | 307 | 308 => Outcome::Unavailable(format!(
-            "HTTP {} redirect to {} (redirects are never followed; set socket= to the URL the server redirects to)",
+            "HTTP {} redirect ({}); redirects are never followed, so set socket= to the URL the server redirects to",
             reply.status,
-            server_text(reply.header("location").unwrap_or("(no Location)"))
+            redact::withheld("the Location header", reply.header("location").unwrap_or(""))
         )),
         404 => Outcome::Unavailable(
             "HTTP 404: no MAPI over HTTP endpoint at this URL; set socket= to the base URL of the grommunio or Exchange \
@@ -279,14 +284,15 @@ fn decide_ok(reply: &Reply) -> Outcome {
     };
     let code = match value.parse::<u32>() {
         Ok(code) if value.bytes().all(|b| b.is_ascii_digit()) => code,
-        _ => return Outcome::Unavailable(format!("HTTP 200 with an invalid X-ResponseCode {:?}", server_text(value))),
+        _ => return Outcome::Unavailable(format!("HTTP 200 with an invalid X-ResponseCode ({})", redact::withheld("its value", value))),
     };
     if ACCEPTED_RESPONSE_CODES.contains(&code) {
         Outcome::Confirmed
     } else {
         Outcome::Unavailable(format!(
-            "HTTP 200 with X-ResponseCode {code} to a PING, expected 0 or 6; the server may be too new or too old for \
+            "HTTP 200 with X-ResponseCode {} to a PING, expected 0 or 6; the server may be too new or too old for \
              pam_mapi {}, please report it",
+            redact::number(value, 3),
             env!("CARGO_PKG_VERSION")
         ))
     }
@@ -314,17 +320,27 @@ fn decide_unauthorized(reply: &Reply) -> Outcome {
     Outcome::ServiceError(format!(
         "server replied HTTP 401 but offers no Basic authentication (WWW-Authenticate: {}); pam_mapi supports only \
          Basic, so enable it for /mapi on the server",
-        server_text(&challenges.join(", "))
+        redact::known_words(&challenges.join(", "), AUTH_SCHEMES)
     ))
 }
 
 /// Status and MAPI over HTTP headers of a reply, for debug logs.
 fn describe_reply(reply: &Reply) -> String {
     let mut text = format!("HTTP {}", reply.status);
-    for name in ["X-ResponseCode", "X-ServerApplication", "WWW-Authenticate"] {
-        if let Some(value) = reply.header(name) {
-            text.push_str(&format!(", {name}: {}", server_text(value)));
-        }
+    if let Some(value) = reply.header("X-ResponseCode") {
+        text.push_str(&format!(", X-ResponseCode: {}", redact::number(value, 3)));
+    }
+    if let Some(value) = reply.header("X-ServerApplication") {
+        let shown = match value.split_once('/') {
+            Some((product, version)) if PRODUCTS.iter().any(|p| p.eq_ignore_ascii_case(product)) => {
+                format!("{product}/{}", redact::version(version))
+            }
+            _ => redact::withheld("its value", value),
+        };
+        text.push_str(&format!(", X-ServerApplication: {shown}"));
+    }
+    if let Some(value) = reply.header("WWW-Authenticate") {
+        text.push_str(&format!(", WWW-Authenticate: {}", redact::known_words(value, AUTH_SCHEMES)));
     }
     text
 }

@@ -44,9 +44,10 @@ impl ServerUrl {
         };
         let uri: Uri = text.parse().map_err(|e| format!("invalid server URL {text:?}: {e}"))?;
         let authority = uri.authority().ok_or_else(|| format!("invalid server URL {text:?}: no host name"))?;
-        if authority.as_str().contains('@') {
+        if let Some((_, host_part)) = authority.as_str().rsplit_once('@') {
+            // The part before @ may be a password, so the message leaves it out.
             return Err(format!(
-                "invalid server URL {text:?}: user names or passwords in the URL are not supported; remove the part before @"
+                "invalid server URL with user information before @{host_part}: user names or passwords in the URL are not supported; remove the part before @"
             ));
         }
         let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
@@ -196,7 +197,9 @@ mod tests {
 
     #[test]
     fn parse_rejects_userinfo() {
-        assert!(ServerUrl::parse("http://user:pw@host/").is_err());
+        let error = ServerUrl::parse("http://user:Sekret99@host/").unwrap_err();
+        assert!(!error.contains("Sekret99"), "{error}");
+        assert!(error.contains("@host"), "{error}");
     }
 
     #[test]

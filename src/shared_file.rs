@@ -176,6 +176,11 @@ fn temporary_path(path: &Path, what: &str) -> Result<PathBuf, String> {
 pub fn directory<'a>(path: &'a Path, what: &str) -> Result<&'a Path, String> {
     let dir = path.parent().ok_or_else(|| format!("{what} {} has no directory", path.display()))?;
     if !dir.exists() {
+        // Nothing is created under a directory that another user could change,
+        // such as through their link in /tmp.
+        if let Some(existing) = dir.ancestors().find(|step| step.exists()) {
+            check_chain(existing, what, false)?;
+        }
         // The mode is set at creation, so no later chmod can follow a link
         // swapped in meanwhile.
         std::fs::DirBuilder::new()
@@ -190,15 +195,22 @@ pub fn directory<'a>(path: &'a Path, what: &str) -> Result<&'a Path, String> {
 
 /// Checks that only root (or this process's user) can rename, replace or add
 /// entries along `dir`. Every directory from `/` down, after resolving links, must
-/// be owned by root or this user and writable by group or others only with the
-/// sticky bit (as `/tmp` is), and every link on the path as written must be owned
-/// by root or this user. Otherwise another user could swap a link between the
-/// checks on the file and the rename that replaces it.
+/// be owned by root or this user. `dir` itself must not be writable by group or
+/// others, and the directories above it only with the sticky bit (as `/tmp` is).
+/// Every link on the path as written must be owned by root or this user.
+/// Otherwise another user could swap a link between the checks on the file and
+/// the rename that replaces it, or plant names that block the write.
 pub fn check_directory(dir: &Path, what: &str) -> Result<(), String> {
+    check_chain(dir, what, true)
+}
+
+/// Checks `dir` as [`check_directory`] does, but allows the sticky bit on `dir`
+/// itself unless `is_file_directory` is set.
+fn check_chain(dir: &Path, what: &str, is_file_directory: bool) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     let trusted_owner = |uid: u32| uid == 0 || uid == euid;
-    let fix = "keep it in a directory that only root can write, such as /run/pam_mapi";
+    let fix = "keep it in a directory that only root can write";
     for step in dir.ancestors() {
         let Ok(metadata) = std::fs::symlink_metadata(step) else { continue };
         if metadata.file_type().is_symlink() && !trusted_owner(metadata.uid()) {
@@ -213,7 +225,9 @@ pub fn check_directory(dir: &Path, what: &str) -> Result<(), String> {
     let resolved = std::fs::canonicalize(dir).map_err(|e| format!("cannot resolve the directory {} of {what}: {e}", dir.display()))?;
     for step in resolved.ancestors() {
         let metadata = std::fs::symlink_metadata(step).map_err(|e| format!("cannot read {}: {e}", step.display()))?;
-        let sticky = metadata.mode() & libc::S_ISVTX != 0;
+        // The sticky bit protects the entries of others, but in the file's own
+        // directory anyone could still plant the file's name or its temporary names.
+        let sticky = metadata.mode() & libc::S_ISVTX != 0 && !(is_file_directory && step == resolved);
         if !trusted_owner(metadata.uid()) || (metadata.mode() & 0o022 != 0 && !sticky) {
             return Err(format!(
                 "not using {what} in {}: directory {} is owned by uid {} with mode {:04o}, so another user could replace it; {fix}",

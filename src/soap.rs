@@ -8,7 +8,7 @@ use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, Event};
 use quick_xml::{Reader, Writer};
 use zeroize::Zeroizing;
 
-use crate::redact::redacted;
+use crate::redact;
 
 /// `ulFlags` bit: do not grant a logon because of the Unix-socket peer uid.
 pub const KOPANO_LOGON_NO_UID_AUTH: u32 = 0x1;
@@ -156,18 +156,19 @@ pub struct LogonResponse {
 /// A reply that could not be used, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplyError {
-    /// The server sent a SOAP Fault, with its `faultstring` (redacted, see
+    /// The server sent a SOAP Fault, with its `faultstring`. Only
+    /// `pam_mapi-check`'s probe shows the text; `Display` gives its length (see
     /// [`crate::redact`]).
     Fault(String),
-    /// Not a well-formed SOAP reply of the expected shape. Names taken from the
-    /// reply are redacted.
+    /// Not a well-formed SOAP reply of the expected shape. The reason names no
+    /// text of the reply.
     Malformed(String),
 }
 
 impl std::fmt::Display for ReplyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ReplyError::Fault(text) => write!(f, "SOAP fault: {text}"),
+            ReplyError::Fault(text) => write!(f, "SOAP fault ({})", redact::withheld("the faultstring", text)),
             ReplyError::Malformed(text) => write!(f, "unreadable SOAP reply: {text}"),
         }
     }
@@ -204,7 +205,7 @@ fn parse_tree(body: &[u8]) -> Result<Element, ReplyError> {
     loop {
         let event = reader
             .read_event()
-            .map_err(|e| ReplyError::Malformed(format!("XML error at byte {}: {}", reader.buffer_position(), redacted(&e.to_string()))))?;
+            .map_err(|_| ReplyError::Malformed(format!("XML error at byte {}", reader.buffer_position())))?;
         match event {
             Event::Decl(_) | Event::Comment(_) => {}
             Event::DocType(_) => return Err(ReplyError::Malformed("reply contains a DOCTYPE".into())),
@@ -259,7 +260,7 @@ fn parse_tree(body: &[u8]) -> Result<Element, ReplyError> {
                         "gt" => ">".into(),
                         "apos" => "'".into(),
                         "quot" => "\"".into(),
-                        other => return Err(ReplyError::Malformed(format!("undefined entity &{};", redacted(other)))),
+                        _ => return Err(ReplyError::Malformed("undefined entity".into())),
                     },
                     Err(e) => return Err(ReplyError::Malformed(format!("invalid character reference: {e}"))),
                 };
@@ -281,7 +282,7 @@ fn parse_tree(body: &[u8]) -> Result<Element, ReplyError> {
 fn body_child(body: &[u8]) -> Result<Element, ReplyError> {
     let root = parse_tree(body)?;
     if root.name != "Envelope" {
-        return Err(ReplyError::Malformed(format!("document element is {:?}, expected a SOAP Envelope", redacted(&root.name))));
+        return Err(ReplyError::Malformed("document element is not a SOAP Envelope".into()));
     }
     let mut bodies = root.children.into_iter().filter(|c| c.name == "Body");
     let soap_body = bodies.next().ok_or_else(|| ReplyError::Malformed("no SOAP Body".into()))?;
@@ -297,7 +298,7 @@ fn body_child(body: &[u8]) -> Result<Element, ReplyError> {
         let text = first
             .children_named("faultstring")
             .next()
-            .map(|f| redacted(&f.text))
+            .map(|f| f.text.clone())
             .unwrap_or_else(|| "(no faultstring)".into());
         return Err(ReplyError::Fault(text));
     }
@@ -326,7 +327,7 @@ fn single_number(parent: &Element, name: &str) -> Result<u64, ReplyError> {
 pub fn parse_logon_response(body: &[u8]) -> Result<LogonResponse, ReplyError> {
     let response = body_child(body)?;
     if response.name != "logonResponse" {
-        return Err(ReplyError::Malformed(format!("expected logonResponse, got {:?}", redacted(&response.name))));
+        return Err(ReplyError::Malformed("expected logonResponse, got another element".into()));
     }
     let er = single_number(&response, "er")?;
     let er = u32::try_from(er).map_err(|_| ReplyError::Malformed("<er> is out of range".into()))?;
@@ -346,7 +347,7 @@ pub fn parse_logon_response(body: &[u8]) -> Result<LogonResponse, ReplyError> {
 pub fn parse_logoff_response(body: &[u8]) -> Result<u32, ReplyError> {
     let response = body_child(body)?;
     if response.name != "logoffResponse" {
-        return Err(ReplyError::Malformed(format!("expected logoffResponse, got {:?}", redacted(&response.name))));
+        return Err(ReplyError::Malformed("expected logoffResponse, got another element".into()));
     }
     let result = single_number(&response, "result")?;
     u32::try_from(result).map_err(|_| ReplyError::Malformed("<result> is out of range".into()))
@@ -369,7 +370,7 @@ pub struct Features {
 pub fn parse_get_user_response(body: &[u8]) -> Result<(u32, Features), ReplyError> {
     let response = body_child(body)?;
     if response.name != "getUserResponse" {
-        return Err(ReplyError::Malformed(format!("expected getUserResponse, got {:?}", redacted(&response.name))));
+        return Err(ReplyError::Malformed("expected getUserResponse, got another element".into()));
     }
     let er = u32::try_from(single_number(&response, "er")?)
         .map_err(|_| ReplyError::Malformed("<er> is out of range".into()))?;

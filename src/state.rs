@@ -227,15 +227,37 @@ mod tests {
     fn directory_others_can_write_is_refused() {
         use std::os::unix::fs::PermissionsExt;
 
-        let path = scratch("open-dir");
-        let dir = path.parent().unwrap();
-        std::fs::create_dir_all(dir).unwrap();
+        let outer = scratch("open-dir").parent().unwrap().to_path_buf();
+        let dir = outer.join("inner");
+        let path = dir.join("servers.state");
+        std::fs::create_dir_all(&dir).unwrap();
         DownList::default().write(&path).unwrap();
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let mode = |path: &Path, mode: u32| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+
+        mode(&dir, 0o777);
         assert!(DownList::read(&path).unwrap_err().contains("another user could replace it"));
         assert!(DownList::default().write(&path).unwrap_err().contains("another user could replace it"));
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
-        assert!(DownList::read(&path).is_ok(), "a sticky directory is allowed");
+        mode(&dir, 0o1777);
+        assert!(DownList::read(&path).is_err(), "the file's own directory may not be open, even sticky");
+        mode(&dir, 0o700);
+        mode(&outer, 0o1777);
+        assert!(DownList::read(&path).is_ok(), "a sticky directory above is allowed");
+        mode(&outer, 0o777);
+        assert!(DownList::read(&path).is_err(), "an open directory above is refused");
+        mode(&outer, 0o755);
+    }
+
+    #[test]
+    fn nothing_is_created_under_foreign_link() {
+        let path = scratch("create-under-link");
+        let dir = path.parent().unwrap();
+        std::fs::create_dir_all(dir.join("victim")).unwrap();
+        let link = dir.join("planted");
+        std::os::unix::fs::symlink(dir.join("victim"), &link).unwrap();
+        std::os::unix::fs::lchown(&link, Some(65534), None).unwrap();
+        let target = link.join("nologin/servers.state");
+        assert!(DownList::default().write(&target).is_err());
+        assert!(!dir.join("victim/nologin").exists(), "a directory was created through the link");
     }
 
     #[test]

@@ -185,6 +185,9 @@ fn load_cafile(path: &Path) -> Result<Vec<Certificate<'static>>, String> {
     // the file gets the same ownership rule as the configuration file.
     let shown = path.display();
     let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read cafile {shown}: {e}; fix cafile="))?;
+    if let Some(dir) = path.parent() {
+        crate::shared_file::check_directory(dir, "cafile")?;
+    }
     if metadata.uid() != 0 {
         return Err(format!("cafile {shown} is owned by uid {}, not root; run: chown root:root {shown}", metadata.uid()));
     }
@@ -255,9 +258,19 @@ fn describe(error: ureq::Error) -> TransportError {
         ),
         E::Tls(e) => (tls_message(e), false),
         E::Rustls(e) => (tls_message(&e.to_string()), false),
-        other => (format!("{other}; socket= may point at something other than the groupware server"), false),
+        // The library's message may quote the reply, which may quote the request,
+        // so only the kind of error is given.
+        other => (format!("invalid HTTP reply ({}); socket= may point at something other than the groupware server", error_kind(other)), false),
     };
     TransportError { message, timed_out }
+}
+
+/// Returns the name of an error's kind from its debug form, without the data it
+/// carries: `Protocol(BadHeader` for `Protocol(BadHeader("..."))`.
+fn error_kind(error: &ureq::Error) -> String {
+    let debug = format!("{error:?}");
+    let kind: String = debug.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '(' || *c == '_').collect();
+    kind.trim_end_matches('(').to_string()
 }
 
 /// Builds the message for a TLS error, with the fix for the certificate problems
