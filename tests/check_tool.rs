@@ -628,3 +628,17 @@ fn settings_only_with_user_is_usage_error() {
     assert_eq!(run.status, 2, "{}", run.describe());
     assert!(run.stderr.contains("--settings-only"), "{}", run.describe());
 }
+
+#[test]
+fn cafile_in_open_directory_is_rejected() {
+    let pki = Pki::new("pam_mapi check CA");
+    let server = tls_server(&pki, &["localhost", "127.0.0.1"], false);
+    let scratch = Scratch::new();
+    let open = scratch.dir.join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let cafile = pki.write_cafile(&open);
+    let run = check(&args_with(&scratch, &[format!("socket={}", server.url()), format!("cafile={}", cafile.display())]), None);
+    assert_eq!(run.status, 3, "{}", run.describe());
+    assert!(run.stdout.contains("another user could replace it"), "{}", run.describe());
+}

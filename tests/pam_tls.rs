@@ -429,3 +429,17 @@ fn cafile_not_owned_by_root_is_service_err() {
     let service = Service::simple(&format!("socket={} cafile={}", server.url(), cafile.display()));
     assert_eq!(name(authenticate(&service, "alice", PASSWORD)), name(PAM_SERVICE_ERR));
 }
+
+#[test]
+fn cafile_in_open_directory_is_service_err() {
+    use std::os::unix::fs::PermissionsExt;
+    let ca = TestCa::new("pam_mapi test CA");
+    let (cert, key) = ca.leaf(&["127.0.0.1"], Validity::Now);
+    let server = tls_server(&cert, &key);
+    let cafile = write_file("ca.pem", ca.pem().as_bytes());
+    let dir = cafile.parent().unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let service = Service::simple(&format!("socket={} cafile={}", server.url(), cafile.display()));
+    assert_eq!(name(authenticate(&service, "alice", PASSWORD)), name(PAM_SERVICE_ERR));
+    assert_eq!(server.logons().len(), 0);
+}

@@ -48,6 +48,13 @@ pub fn check_cafile(report: &mut Report, settings: &Settings) {
                 return;
             }
             check_trusted_file(report, &step, path, started);
+            if let Some(dir) = path.parent() {
+                // The module refuses a cafile whose directory others could change.
+                if let Err(message) = pam_mapi::shared_file::check_directory(dir, "cafile") {
+                    report.fail(Exit::Configuration, &step, started, &message);
+                    return;
+                }
+            }
             let started = Instant::now();
             match network::load_roots(Some(path)) {
                 Ok(roots) => report.pass(&step, started, &format!("{} CA certificate(s) loaded", roots.len())),
