@@ -156,13 +156,12 @@ fn check_soap(
         }
         soap::KCERR_INVALID_VERSION | soap::KCERR_BAD_CHARWIDTH | soap::MAPI_E_BAD_CHARWIDTH => {
             Outcome::ServiceError(format!(
-                "server rejected this client: er 0x{:08X} ({}); the server may be too old or too new for pam_mapi {}, please report it",
-                response.er,
-                soap::er_name(response.er),
+                "server rejected this client: {}; the server may be too old or too new for pam_mapi {}, please report it",
+                soap::er_text(response.er),
                 env!("CARGO_PKG_VERSION")
             ))
         }
-        er => Outcome::LogonFailed(format!("logon failed: er 0x{er:08X} ({})", soap::er_name(er))),
+        er => Outcome::LogonFailed(format!("logon failed: {}", soap::er_text(er))),
     }
 }
 
@@ -183,8 +182,8 @@ fn check_features(settings: &Settings, client: &Client, session_id: u64, deadlin
         Ok((0, features)) => features,
         Ok((er, _)) => {
             return Outcome::Unavailable(format!(
-                "getUser for service={wanted} failed: er 0x{er:08X} ({})",
-                soap::er_name(er)
+                "getUser for service={wanted} failed: {}",
+                soap::er_text(er)
             ))
         }
         Err(e) => return Outcome::Unavailable(format!("getUser for service={wanted}: {e}")),
@@ -210,15 +209,17 @@ fn logoff(settings: &Settings, client: &Client, session_id: u64, deadline: Insta
     let outcome = match result {
         Ok(reply) if reply.status == 200 => match soap::parse_logoff_response(&reply.body) {
             Ok(0) => None,
-            Ok(code) => Some(format!("result 0x{code:08X} ({})", soap::er_name(code))),
+            Ok(code) => Some(format!("result {}", soap::er_text(code))),
             Err(e) => Some(e.to_string()),
         },
         Ok(reply) => Some(format!("HTTP {}", reply.status)),
         Err(e) => Some(e.message),
     };
     match outcome {
-        Some(problem) => log(LogLevel::Warning, &format!("logoff of session {session_id} failed: {problem}")),
-        None if settings.debug => log(LogLevel::Debug, &format!("logged off session {session_id}")),
+        // The session id is not logged: any number in a reply could be a numeric
+        // password quoted back.
+        Some(problem) => log(LogLevel::Warning, &format!("logoff of the session failed: {problem}")),
+        None if settings.debug => log(LogLevel::Debug, "logged off the session"),
         None => {}
     }
 }

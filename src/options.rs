@@ -414,6 +414,9 @@ fn read_config_file(path: &Path, named: bool) -> Result<Option<Vec<(String, Stri
 pub fn parse_config_text(text: &str, origin: &str) -> Result<Vec<(String, String)>, SettingsError> {
     use config::{FileFormat, Format};
 
+    // Windows editors may start the file with a byte order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+
     // Format::parse returns the keys as written. The crate's ConfigBuilder would
     // read each key as a path expression instead, and a key such as
     // `a[99999999999]` made it allocate an array of that length and abort the
@@ -429,6 +432,12 @@ pub fn parse_config_text(text: &str, origin: &str) -> Result<Vec<(String, String
     }
     for (index, line) in text.lines().enumerate() {
         let number = index + 1;
+        // The INI reader joins an indented line to the line before it.
+        if line.starts_with([' ', '\t']) && !line.trim().is_empty() {
+            return Err(SettingsError(format!(
+                "{origin}: line {number} is indented; start every setting and comment at the beginning of the line"
+            )));
+        }
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') || line.starts_with('[') {
             continue;
@@ -717,6 +726,18 @@ mod tests {
         let error = parse_config_text("state_file: /run/x\n", "test.conf").unwrap_err();
         assert!(error.0.contains("uses ':'"), "{error}");
         assert!(parse_config_text("socket = http://127.0.0.1:236/kopano\n", "test.conf").is_ok());
+    }
+
+    #[test]
+    fn indented_line_is_rejected() {
+        let error = parse_config_text("timeout = 5\n  # note\nquiet = yes\n", "test.conf").unwrap_err();
+        assert!(error.0.contains("line 2 is indented"), "{error}");
+    }
+
+    #[test]
+    fn byte_order_mark_is_ignored() {
+        let entries = parse_config_text("\u{feff}timeout = 5\n", "test.conf").unwrap();
+        assert_eq!(entries, vec![("timeout".to_string(), "5".to_string())]);
     }
 
     #[test]

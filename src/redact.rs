@@ -1,27 +1,32 @@
-//! What the module logs of text that a server sent in reply to a request that
-//! carried the password.
+//! Logging rules for text that a server sent in reply to a request that carried
+//! the password.
 //!
 //! Such a reply may quote the request, in any encoding: in a SOAP `faultstring`,
 //! a `Location` header, an `X-ResponseCode`, a version string or a feature name.
 //! No search can recognise every encoding, so the module logs no free text from
 //! these replies. It logs numbers, names from a fixed list, and version strings
-//! made only of digits and dots. Anything else is replaced by a notice with its
-//! length. `pam_mapi-check` shows the full text of the server's reply to its own
+//! made only of digits and dots. Anything else is replaced by a notice. `pam_mapi-check` shows the full text of the server's reply to its own
 //! probe, which carries a random password.
 
 /// Names the notice gives for where to see withheld text.
 const SEE: &str = "pam_mapi-check shows the server's reply to a probe";
 
-/// Returns a notice in place of free text from a reply, with its length.
-pub fn withheld(what: &str, raw: &str) -> String {
-    format!("{what} of {} characters not logged, because a reply to a logon may quote the password; {SEE}", raw.chars().count())
+/// Returns a notice in place of free text from a reply. Not even its length is
+/// given, because a reply that only quotes the request would show the length of
+/// the password.
+pub fn withheld(what: &str, _raw: &str) -> String {
+    format!("{what} not logged, because a reply to a logon may quote the password; {SEE}")
 }
 
-/// Returns a version string if it is made only of digits, dots and commas (as
-/// Kopano's `0,11,0,2` and Exchange's `15.02.1118.007` are), or a notice.
+/// Returns a version string if it has the shape of one: two to six groups of at
+/// most five digits, separated by dots or commas (Kopano's `0,11,0,2`, Exchange's
+/// `15.02.1118.007`). Anything else is replaced by a notice, because a bare
+/// number could be a numeric password quoted back.
 pub fn version(raw: &str) -> String {
-    let plain = !raw.is_empty() && raw.len() <= 32 && raw.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b',');
-    if plain {
+    let groups: Vec<&str> = raw.split(['.', ',']).collect();
+    let shaped = (2..=6).contains(&groups.len())
+        && groups.iter().all(|g| !g.is_empty() && g.len() <= 5 && g.bytes().all(|b| b.is_ascii_digit()));
+    if shaped {
         raw.to_string()
     } else {
         withheld("a version string", raw)
@@ -68,17 +73,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn withheld_gives_only_the_length() {
+    fn withheld_gives_no_text_and_no_length() {
         let notice = withheld("the Location header", "https://x.test/?cred=U2VjcmV0LTEy");
-        assert!(notice.starts_with("the Location header of 33 characters not logged"), "{notice}");
+        assert!(notice.starts_with("the Location header not logged"), "{notice}");
         assert!(!notice.contains("U2Vj"), "{notice}");
+        assert!(!notice.contains("33"), "{notice}");
     }
 
     #[test]
     fn version_allows_digits_dots_and_commas() {
         assert_eq!(version("0,11,0,2"), "0,11,0,2");
         assert_eq!(version("15.02.1118.007"), "15.02.1118.007");
+        assert_eq!(version("8.7.80"), "8.7.80");
         assert!(version("Secret-12").contains("not logged"));
+        assert!(version("20261205").contains("not logged"));
+        assert!(version("1.2.3.4.5.6.7").contains("not logged"));
         assert!(version("").contains("not logged"));
     }
 

@@ -27,7 +27,9 @@ impl ServerUrl {
     /// Returns a message naming the value and what is wrong with it.
     pub fn parse(text: &str) -> Result<ServerUrl, String> {
         if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(format!("invalid server URL {text:?}: it contains spaces or control characters"));
+            return Err(format!(
+                "invalid server URL {text:?}: it contains spaces or control characters; give each server its own socket= argument, or list them separated by spaces in the configuration file"
+            ));
         }
         if let Some(path) = text.strip_prefix("file://") {
             return Self::parse_unix(text, path);

@@ -187,10 +187,27 @@ pub fn directory<'a>(path: &'a Path, what: &str) -> Result<&'a Path, String> {
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            .map_err(|e| {
+                let option = what.replace(' ', "_");
+                format!("cannot create {}: {e}; create it as root with mode 0700, or set {option}= to a directory the caller of PAM can write", dir.display())
+            })?;
     }
     check_directory(dir, what)?;
     Ok(dir)
+}
+
+/// Checks the directory of the file at `path` as [`directory`] would before
+/// writing, without creating anything: the directory itself when it exists, or
+/// else the nearest existing directory above it.
+pub fn check_directory_of(path: &Path, what: &str) -> Result<(), String> {
+    let dir = path.parent().ok_or_else(|| format!("{what} {} has no directory", path.display()))?;
+    if dir.exists() {
+        return check_directory(dir, what);
+    }
+    match dir.ancestors().find(|step| step.exists()) {
+        Some(existing) => check_chain(existing, what, false),
+        None => Ok(()),
+    }
 }
 
 /// Checks that only root (or this process's user) can rename, replace or add
@@ -230,11 +247,13 @@ fn check_chain(dir: &Path, what: &str, is_file_directory: bool) -> Result<(), St
         let sticky = metadata.mode() & libc::S_ISVTX != 0 && !(is_file_directory && step == resolved);
         if !trusted_owner(metadata.uid()) || (metadata.mode() & 0o022 != 0 && !sticky) {
             return Err(format!(
-                "not using {what} in {}: directory {} is owned by uid {} with mode {:04o}, so another user could replace it; {fix}",
+                "not using {what} in {}: directory {} is owned by uid {} with mode {:04o}, so another user could replace it; run: chown root {} && chmod go-w {}, or {fix}",
                 dir.display(),
                 step.display(),
                 metadata.uid(),
-                metadata.mode() & 0o7777
+                metadata.mode() & 0o7777,
+                step.display(),
+                step.display()
             ));
         }
     }

@@ -157,7 +157,7 @@ pub struct LogonResponse {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplyError {
     /// The server sent a SOAP Fault, with its `faultstring`. Only
-    /// `pam_mapi-check`'s probe shows the text; `Display` gives its length (see
+    /// `pam_mapi-check`'s probe shows the text; `Display` leaves it out (see
     /// [`crate::redact`]).
     Fault(String),
     /// Not a well-formed SOAP reply of the expected shape. The reason names no
@@ -436,6 +436,16 @@ pub fn honours_no_uid_auth(server_version: Option<&str>) -> bool {
 }
 
 /// Names a Kopano error code for log lines.
+/// Describes an `er` value for the log: the value and its name when it is a
+/// known code, otherwise neither, because any number in a reply could be a
+/// numeric password quoted back (see [`crate::redact`]).
+pub fn er_text(er: u32) -> String {
+    match er_name(er) {
+        "unknown error code" => "an er value that pam_mapi does not know (not logged)".to_string(),
+        name => format!("er 0x{er:08X} ({name})"),
+    }
+}
+
 pub fn er_name(er: u32) -> &'static str {
     match er {
         0 => "erSuccess",

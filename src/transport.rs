@@ -185,7 +185,9 @@ fn load_cafile(path: &Path) -> Result<Vec<Certificate<'static>>, String> {
     // the file gets the same ownership rule as the configuration file.
     let shown = path.display();
     let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read cafile {shown}: {e}; fix cafile="))?;
-    if let Some(dir) = path.parent() {
+    // Both the directory as written and the one a link leads to must be safe.
+    let resolved = std::fs::canonicalize(path).map_err(|e| format!("cannot read cafile {shown}: {e}; fix cafile="))?;
+    for dir in [path.parent(), resolved.parent()].into_iter().flatten() {
         crate::shared_file::check_directory(dir, "cafile")?;
     }
     if metadata.uid() != 0 {

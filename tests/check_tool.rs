@@ -642,3 +642,26 @@ fn cafile_in_open_directory_is_rejected() {
     assert_eq!(run.status, 3, "{}", run.describe());
     assert!(run.stdout.contains("another user could replace it"), "{}", run.describe());
 }
+
+#[test]
+fn throttle_file_in_open_directory_fails_settings() {
+    let scratch = Scratch::new();
+    let open = scratch.dir.join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let extra = ["--settings-only".to_string(), "throttle_failures=3".into(), format!("throttle_file={}", open.join("t.state").display())];
+    let run = check(&args_with(&scratch, &extra), None);
+    assert_eq!(run.status, 3, "{}", run.describe());
+    assert!(run.stdout.contains("another user could replace it"), "{}", run.describe());
+}
+
+#[test]
+fn probe_shows_fault_in_ok_reply() {
+    let canned = common::Canned::start(vec![common::soap_reply(
+        "<SOAP-ENV:Fault><faultcode>SOAP-ENV:Server</faultcode><faultstring>probe fault text</faultstring></SOAP-ENV:Fault>",
+    )]);
+    let scratch = Scratch::new();
+    let run = check(&args_with(&scratch, &[format!("socket={}", canned.url())]), None);
+    assert_eq!(run.status, 7, "{}", run.describe());
+    assert!(run.stdout.contains("SOAP fault: probe fault text"), "{}", run.describe());
+}

@@ -182,6 +182,7 @@ fn run(line: &CommandLine) -> Exit {
     report.pass("settings", started, "loaded");
     print_settings(&settings);
     files::check_cafile(&mut report, &settings);
+    files::check_shared_directories(&mut report, &settings);
     if report.failed() || line.settings_only {
         return report.finish();
     }

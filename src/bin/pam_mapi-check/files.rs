@@ -48,8 +48,10 @@ pub fn check_cafile(report: &mut Report, settings: &Settings) {
                 return;
             }
             check_trusted_file(report, &step, path, started);
-            if let Some(dir) = path.parent() {
-                // The module refuses a cafile whose directory others could change.
+            // The module refuses a cafile whose directory others could change,
+            // as written or where a link leads.
+            let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+            for dir in [path.parent(), resolved.parent()].into_iter().flatten() {
                 if let Err(message) = pam_mapi::shared_file::check_directory(dir, "cafile") {
                     report.fail(Exit::Configuration, &step, started, &message);
                     return;
@@ -70,6 +72,24 @@ pub fn check_cafile(report: &mut Report, settings: &Settings) {
             Err(message) => report.fail(Exit::Configuration, "system trust store", started, &message),
         },
         None => {}
+    }
+}
+
+/// Fails when the directory of `state_file` (or of `throttle_file`, when throttling
+/// is on) could be changed by other users: the module would then skip the file on
+/// every logon, and with it the memory of dead servers or the throttling.
+pub fn check_shared_directories(report: &mut Report, settings: &Settings) {
+    let mut files = vec![("state file", &settings.state_file)];
+    if settings.throttle_failures > 0 {
+        files.push(("throttle file", &settings.throttle_file));
+    }
+    for (what, path) in files {
+        let started = Instant::now();
+        let step = format!("{what} {}", path.display());
+        match pam_mapi::shared_file::check_directory_of(path, what) {
+            Ok(()) => report.pass(&step, started, "directory can be changed by root only"),
+            Err(message) => report.fail(Exit::Configuration, &step, started, &message),
+        }
     }
 }
 

@@ -94,11 +94,16 @@ fn soap_version(report: &mut Report, settings: &Settings, server: &ServerUrl, de
     let response = match soap::parse_logon_response(&reply.body) {
         Ok(response) => response,
         Err(e) => {
+            // The probe carries a random password, so the fault text is shown in full.
+            let problem = match &e {
+                ReplyError::Fault(text) => format!("SOAP fault: {}", for_log(text)),
+                other => other.to_string(),
+            };
             report.fail(
                 Exit::ServerAnswer,
                 "server",
                 started,
-                &format!("HTTP 200{server_header} but no usable logonResponse: {e}; check that socket= points at kopano-server"),
+                &format!("HTTP 200{server_header} but no usable logonResponse: {problem}; check that socket= points at kopano-server"),
             );
             return;
         }
