@@ -281,6 +281,8 @@ fn parse_tree(body: &[u8]) -> Result<Element, ReplyError> {
 /// Returns the single element child of `Body`, or the Fault as an error.
 fn body_child(body: &[u8]) -> Result<Element, ReplyError> {
     let root = parse_tree(body)?;
+    // TODO: elements are matched by local name only, so an Envelope in another
+    // namespace is read as SOAP; kopano-server always sends the SOAP 1.1 one.
     if root.name != "Envelope" {
         return Err(ReplyError::Malformed("document element is not a SOAP Envelope".into()));
     }
