@@ -705,5 +705,5 @@ fn response_code_quoting_password_is_redacted() {
     for line in &lines {
         assert!(!line.contains("7c41"), "password in log: {line}");
     }
-    assert!(lines.iter().any(|line| line.contains("invalid X-ResponseCode") && line.contains("characters not logged")), "{lines:?}");
+    assert!(lines.iter().any(|line| line.contains("invalid X-ResponseCode") && line.contains("not logged, because a reply")), "{lines:?}");
 }
