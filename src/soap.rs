@@ -405,34 +405,29 @@ pub fn parse_get_user_response(body: &[u8]) -> Result<(u32, Features), ReplyErro
 /// that no logoff is needed. Kopano 8.5 added the flag; the server sends its
 /// version as `0,MAJOR,MINOR,...`. Unknown or unparsable versions count as old.
 pub fn honours_no_register_session(server_version: Option<&str>) -> bool {
-    let Some(version) = server_version else { return false };
-    let mut parts = version.split(',').map(str::trim);
-    if parts.next() != Some("0") {
-        return false;
-    }
-    let major = parts.next().and_then(|p| p.parse::<u32>().ok());
-    let minor = parts.next().and_then(|p| p.parse::<u32>().ok());
-    match (major, minor) {
-        (Some(major), _) if major > 8 => true,
-        (Some(8), Some(minor)) => minor >= 5,
-        _ => false,
-    }
+    version_at_least(server_version, 8, 5)
 }
 
 /// Tells whether a server of this `lpszVersion` honours `KOPANO_LOGON_NO_UID_AUTH`.
 /// The flag arrived during Zarafa 7.1 development; older servers ignore unknown
 /// elements such as `ulFlags`. An unknown or unparsable version counts as old.
 pub fn honours_no_uid_auth(server_version: Option<&str>) -> bool {
+    version_at_least(server_version, 7, 1)
+}
+
+/// Tells whether a `0,MAJOR,MINOR,...` version is at least `major.minor`. An
+/// unknown or unparsable version gives false.
+fn version_at_least(server_version: Option<&str>, major: u32, minor: u32) -> bool {
     let Some(version) = server_version else { return false };
     let mut parts = version.split(',').map(str::trim);
     if parts.next() != Some("0") {
         return false;
     }
-    let major = parts.next().and_then(|p| p.parse::<u32>().ok());
-    let minor = parts.next().and_then(|p| p.parse::<u32>().ok());
-    match (major, minor) {
-        (Some(major), _) if major > 7 => true,
-        (Some(7), Some(minor)) => minor >= 1,
+    let found_major = parts.next().and_then(|p| p.parse::<u32>().ok());
+    let found_minor = parts.next().and_then(|p| p.parse::<u32>().ok());
+    match (found_major, found_minor) {
+        (Some(found), _) if found > major => true,
+        (Some(found), Some(found_minor)) if found == major => found_minor >= minor,
         _ => false,
     }
 }
