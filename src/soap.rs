@@ -168,7 +168,7 @@ pub enum ReplyError {
 impl std::fmt::Display for ReplyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ReplyError::Fault(text) => write!(f, "SOAP fault ({})", redact::withheld("the faultstring", text)),
+            ReplyError::Fault(_) => write!(f, "SOAP fault ({})", redact::withheld("the faultstring")),
             ReplyError::Malformed(text) => write!(f, "unreadable SOAP reply: {text}"),
         }
     }
